@@ -1,0 +1,68 @@
+"""`tfship <step> ...`: the container contract.
+
+Each step lives in `tfship.commands.<step>`, a thin module that declares its flags and calls the
+step function. They are imported only when their step runs, so `tfship --help` never imports
+TensorFlow (about 3 s and 550 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tfship.errors import TfshipError
+
+# name -> one-line help. Order is the order of the chain; helpers after the steps.
+COMMANDS: dict[str, str] = {
+    "train": "train a model with checkpoints that survive preemption",
+    "export": "export the latest checkpoint as a versioned SavedModel",
+    "inspect": "print a SavedModel's signatures",
+    "validate": "check a SavedModel against a signature contract and the serving baseline",
+    "push": "publish a SavedModel into a TF Serving model repository",
+    "promote": "move the `stable` label to the canary version",
+    "rollback": "move the `stable` label back to the previous stable version",
+    "serve": "serve a model repository over TF Serving's gRPC and REST API",
+    "canary": "compare a candidate with the stable version and decide",
+    "run": "run the whole chain locally: train, export, validate, push, serve, canary",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"tfship.commands.{name.replace('-', '_')}")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `tfship`; with `command`, only that sub-command's flags are declared."""
+    parser = argparse.ArgumentParser(
+        prog="tfship",
+        description="Ship TensorFlow models: train -> export -> validate -> push -> canary.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<step>", required=True)
+    for name, help_text in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            _command_module(name).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments, run one step, and turn user errors into one line and an exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    args = build_parser(command).parse_args(argv)
+    try:
+        return int(_command_module(args.command).main(args) or 0)
+    except TfshipError as error:
+        print(f"tfship {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"tfship {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Errors that tfship reports to a user as one line, and the exit codes they map to.
+
+Every error a user can cause (bad data, a bad flag, a model that will not load) is a subclass
+of `TfshipError`; the CLI prints its message as one line and exits with its `exit_code`. Any
+other exception is a bug in tfship and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+# Exit codes are part of the container contract: orchestrators branch on them.
+EXIT_OK = 0
+EXIT_FAILED_CHECK = 1  # a gate said no: validation failed, canary FAIL
+EXIT_BAD_INPUT = 2  # the user's input is wrong: fix it, do not retry
+EXIT_PREEMPTED = 143  # SIGTERM: a checkpoint was saved, retry the same run (128 + SIGTERM)
+
+
+class TfshipError(Exception):
+    """Base of the errors caused by the user's input or environment, shown as one line."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+
+class ConfigError(TfshipError, ValueError):
+    """A flag or configuration field has a value tfship cannot use."""
+
+
+class SchemaError(TfshipError, ValueError):
+    """The schema file is missing, not YAML, or disagrees with the data."""
+
+
+class DataError(TfshipError, ValueError):
+    """The data cannot be read: missing files, empty, malformed rows."""
+
+
+class ModelError(TfshipError, ValueError):
+    """A model cannot be built, imported, loaded or restored."""
+
+
+class StorageError(TfshipError, OSError):
+    """A local path or gs:// object cannot be read or written."""
+
+
+class NotBuiltError(TfshipError, NotImplementedError):
+    """The step exists in the CLI but is not implemented yet."""
+
+
+class Preempted(TfshipError):
+    """Training stopped on SIGTERM after saving a checkpoint; re-running the same job resumes it."""
+
+    exit_code = EXIT_PREEMPTED
