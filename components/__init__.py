@@ -19,11 +19,33 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "train": "tfship.train",
-    "TrainConfig": "tfship.train",
-    "TrainResult": "tfship.train",
+    "train": "tfship.training",
+    "TrainConfig": "tfship.training",
+    "TrainResult": "tfship.training",
     "Schema": "tfship.schema",
     "load_schema": "tfship.schema",
+    "push": "tfship.pushing",
+    "PushConfig": "tfship.pushing",
+    "PushResult": "tfship.pushing",
+    "promote": "tfship.pushing",
+    "rollback": "tfship.pushing",
+    "remove_label": "tfship.pushing",
+    "ChainConfig": "tfship.chain",
+    "run_chain": "tfship.local_runner",
+    "export": "tfship.export",
+    "ExportConfig": "tfship.export",
+    "ExportResult": "tfship.export",
+    "validate": "tfship.validate",
+    "ValidateConfig": "tfship.validate",
+    "ValidationReport": "tfship.validate",
+    "load_session_model": "tfship.savedmodel",
+    "serve": "tfship.serving.server",
+    "ServeConfig": "tfship.serving.config",
+    "ServerHandle": "tfship.serving.server",
+    "canary": "tfship.canary_analysis.runner",
+    "CanaryConfig": "tfship.canary_analysis.config",
+    "CanaryResult": "tfship.canary_analysis.runner",
+    "JudgeConfig": "tfship.canary_analysis.judge",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments, run one step, and turn user errors into one line and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ INFO/WARNING lines drown the step's own output; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None

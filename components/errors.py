@@ -48,3 +48,33 @@ class Preempted(TfshipError):
     """Training stopped on SIGTERM after saving a checkpoint; re-running the same job resumes it."""
 
     exit_code = EXIT_PREEMPTED
+
+
+class RequestError(TfshipError, ValueError):
+    """A request does not fit the model's signature (unknown signature, missing or unknown input)."""
+
+
+class VersionExistsError(TfshipError, ValueError):
+    """A model version already exists in the repository with different content."""
+
+
+class ConcurrentUpdateError(TfshipError, RuntimeError):
+    """Another writer kept changing models.config; nothing was lost, re-running the command is safe."""
+
+    exit_code = 75  # EX_TEMPFAIL: retry the same command
+
+
+class ChecksumMismatchError(StorageError):
+    """A stored copy of a file does not match the checksum of the file it was copied from."""
+
+
+class LabelError(TfshipError, ValueError):
+    """A version label cannot be moved: no canary to promote, no previous stable to roll back to."""
+
+
+class ServingTimeoutError(TfshipError, TimeoutError):
+    """The serving target did not report the pushed version AVAILABLE before the deadline."""
+
+
+class EndpointError(TfshipError, ConnectionError):
+    """The serving endpoint is down or refusing, or does not serve the model, version or label asked."""

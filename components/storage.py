@@ -11,6 +11,7 @@ gs:// filesystem is never used: it cannot be pointed at an emulator, so it could
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import glob as _glob
@@ -18,6 +19,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -231,6 +233,20 @@ def download_tree(uri: str, local_dir: str, files: list[str] | None = None) -> N
         download_file(join(uri, name), os.path.join(local_dir, name))
 
 
+def delete(uri: str) -> None:
+    """Remove one file or object; nothing there is not an error."""
+    if is_gcs(uri):
+        from google.api_core import exceptions
+
+        bucket, name = _bucket(uri)
+        try:
+            bucket.blob(name).delete()
+        except exceptions.NotFound:
+            pass
+        return
+    Path(uri).unlink(missing_ok=True)
+
+
 def delete_tree(uri: str) -> None:
     """Remove everything below `uri`; nothing there is not an error."""
     if is_gcs(uri):
@@ -255,3 +271,341 @@ def local_cache_dir(uri: str, kind: str) -> str:
     path = os.path.join(root, kind, digest)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+# ---- Extensions for `tfship push`: checksums, preconditions, retries, parallel transfer --------
+#
+# A model version is many objects; these helpers move them in parallel and verify every copy
+# against a digest of its source. The one mutable object tfship shares between writers
+# (models.config) is changed only through `update_bytes`: a compare-and-swap on the object's
+# generation on gs://, a lock plus an atomic rename locally.
+
+# `progress` arguments are called with the number of bytes just transferred.
+Progress = Callable[[int], None]
+
+
+def _retry():  # -> google.api_core.retry.Retry
+    """Exponential backoff (0.2 s doubling to 8 s, 120 s in all) on transient gs:// errors.
+
+    Passed to every call whose effect is the same however often it runs: uploads of staged files
+    whose content is fixed, conditional writes, reads, copies and deletes.
+    """
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_delay(initial=0.2, maximum=8.0, multiplier=2.0).with_timeout(120.0)
+
+
+def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: float = 0.5) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): doubling, capped, with jitter.
+
+    The jitter (a random share of up to `jitter` taken off) keeps writers that collided once from
+    colliding again in lock-step.
+    """
+    import random
+
+    return min(cap, base * 2**attempt) * (1.0 - jitter * random.random())
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+def update_bytes(
+    uri: str, update: Callable[[bytes | None], bytes | None], attempts: int = 16
+) -> bytes | None:
+    """Read-modify-write one file or object so that no concurrent update is ever lost.
+
+    `update(current)` gets the current bytes (None when absent) and returns the new bytes, or None
+    to leave the object as it is. On gs:// the write carries `if_generation_match` of the read
+    (0: create only if still absent); if another writer got there first (HTTP 412) `update` runs
+    again on their version, after a backoff, up to `attempts` times. Locally an exclusive
+    `flock` on `.<name>.lock` beside the file serialises writers (released by the kernel if a
+    writer is killed) and the write is an atomic rename. Returns the bytes now stored.
+
+    Raises:
+        ConcurrentUpdateError: gs:// only, when every attempt lost the race.
+    """
+    import time
+
+    from tfship.errors import ConcurrentUpdateError
+
+    if not is_gcs(uri):
+        path = Path(uri)
+        with local_lock(str(_lock_path(path))):
+            current = path.read_bytes() if path.exists() else None
+            new = update(current)
+            if new is None:
+                return current
+            write_bytes(uri, new)
+            return new
+
+    from google.api_core import exceptions
+
+    bucket, name = _bucket(uri)
+    for attempt in range(attempts):
+        blob = bucket.get_blob(name, retry=_retry())
+        generation = 0 if blob is None else blob.generation
+        try:
+            current = None
+            if blob is not None:
+                current = blob.download_as_bytes(if_generation_match=generation, retry=_retry())
+            new = update(current)
+            if new is None:
+                return current
+            bucket.blob(name).upload_from_string(
+                new, if_generation_match=generation, retry=_retry()
+            )
+            return new
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            time.sleep(backoff_delay(attempt))
+    raise ConcurrentUpdateError(
+        f"Could not update {uri}: another writer changed it {attempts} times in a row while this "
+        "one was applying its change (generation precondition failed each time). Nothing was "
+        "lost or half-written. Fix: re-run the command."
+    )
+
+
+@contextlib.contextmanager
+def local_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive `flock` on the local file `path` (created if absent) inside the block.
+
+    The kernel drops the lock when its holder dies, even by SIGKILL: a killed writer never leaves
+    a stale lock behind. Local paths only (gs:// writers use generation preconditions instead).
+    """
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Create a file or object holding `data` only if nothing is there yet; True if created.
+
+    Atomic in both places: gs:// with `if_generation_match=0`; locally a fully written temporary
+    file is hard-linked to the name (link fails if the name exists), so no reader sees a partial
+    file and two creators cannot both win.
+    """
+    if is_gcs(uri):
+        from google.api_core import exceptions
+
+        bucket, name = _bucket(uri)
+        try:
+            bucket.blob(name).upload_from_string(data, if_generation_match=0, retry=_retry())
+        except exceptions.PreconditionFailed:
+            return False
+        return True
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def list_dirs(uri: str) -> list[str]:
+    """Names of the immediate sub-directories (gs:// prefixes) of `uri`, sorted."""
+    if is_gcs(uri):
+        bucket, prefix = _bucket(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        blobs = gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/", retry=_retry())
+        for _ in blobs:  # the prefixes are known once the pages are read
+            pass
+        return sorted(p[len(prefix) :].rstrip("/") for p in blobs.prefixes)
+    if not os.path.isdir(uri):
+        return []
+    return sorted(e.name for e in os.scandir(uri) if e.is_dir())
+
+
+def digests(uri: str, files: list[str] | None = None, workers: int = 8) -> dict:
+    """`{relative path: Digest}` of the files below `uri` (all, or those in `files` that exist).
+
+    gs://: size, CRC32C and MD5 from the object metadata of one listing (nothing downloaded).
+    Local: size and SHA-256, re-read from disk, `workers` files at a time.
+    """
+    from tfship.checksums import Digest, digest_file
+
+    if is_gcs(uri):
+        bucket, prefix = _bucket(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        wanted = None if files is None else set(files)
+        found = {}
+        for blob in gcs_client().list_blobs(bucket, prefix=prefix, retry=_retry()):
+            rel = blob.name[len(prefix) :]
+            if rel.endswith("/") or (wanted is not None and rel not in wanted):
+                continue
+            found[rel] = Digest(size=int(blob.size), crc32c=blob.crc32c, md5=blob.md5_hash)
+        return found
+    names = list_files(uri) if files is None else [f for f in files if os.path.isfile(join(uri, f))]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip(names, pool.map(lambda f: digest_file(join(uri, f)), names)))
+
+
+def _batches(local_dir: str, names: list[str], workers: int) -> list[list[str]]:
+    """Groups of files for one parallel round each: about 1/16 of the bytes, >= 4 files a worker.
+
+    The progress bar moves once per round; rounds are large enough that the time lost waiting for
+    the slowest file of a round stays small.
+    """
+    sizes = [os.path.getsize(os.path.join(local_dir, n)) for n in names]
+    budget = max(sum(sizes) // 16, 1)
+    batches: list[list[str]] = [[]]
+    used = 0
+    for name, size in zip(names, sizes):
+        if batches[-1] and used >= budget and len(batches[-1]) >= 4 * workers:
+            batches.append([])
+            used = 0
+        batches[-1].append(name)
+        used += size
+    return batches
+
+
+def upload_files(
+    local_dir: str, uri: str, files: list[str], workers: int = 8, progress: Progress | None = None
+) -> None:
+    """Copy `files` (relative to `local_dir`) to below `uri`, `workers` at a time, overwriting.
+
+    gs:// uses google-cloud-storage's transfer_manager (threads: they beat processes for many
+    files here), each upload retried with backoff on transient errors and checked against the
+    CRC32C the client computes on the way. Locally files are copied by threads and fsynced.
+    `progress(n)` is called with the bytes done as files complete. `workers=1`: one at a time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, int(workers))
+    if is_gcs(uri):
+        from google.cloud.storage import transfer_manager
+
+        bucket, prefix = _bucket(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        for batch in _batches(local_dir, files, workers):
+            pairs = [(os.path.join(local_dir, n), bucket.blob(prefix + n)) for n in batch]
+            results = transfer_manager.upload_many(
+                pairs,
+                upload_kwargs={"retry": _retry()},
+                max_workers=workers,
+                worker_type=transfer_manager.THREAD,
+            )
+            for name, result in zip(batch, results):
+                if isinstance(result, Exception):
+                    raise StorageError(f"Upload of {name} to {uri} failed: {result}") from result
+            if progress is not None:
+                progress(sum(os.path.getsize(path) for path, _ in pairs))
+        return
+
+    def copy(name: str) -> None:
+        source, target = Path(local_dir, name), Path(uri, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        with open(target, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if progress is not None:
+            progress(target.stat().st_size)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(copy, files))
+    for directory in sorted({Path(uri, n).parent for n in files} | {Path(uri)}):
+        _fsync_dir(directory)
+
+
+def copy_objects(src_uri: str, dst_uri: str, files: list[str], workers: int = 8) -> list[str]:
+    """gs:// server-side copy of `files` from below `src_uri` to below `dst_uri`, create-only.
+
+    Each copy carries `if_generation_match=0`: an object already at the target is left as it is,
+    and its name is returned for the caller to verify. GCS has no rename, so this is how a staged
+    version reaches its final name.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from google.api_core import exceptions
+
+    if not (is_gcs(src_uri) and is_gcs(dst_uri)):
+        raise ValueError("copy_objects copies gs:// objects; locally use rename_dir.")
+    bucket, src = _bucket(src_uri)
+    dst_bucket, dst = _bucket(dst_uri)
+    src, dst = src.rstrip("/") + "/", dst.rstrip("/") + "/"
+
+    def copy(name: str) -> str | None:
+        try:
+            bucket.copy_blob(
+                bucket.blob(src + name), dst_bucket, dst + name, if_generation_match=0, retry=_retry()
+            )
+        except exceptions.PreconditionFailed:
+            return name
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return [n for n in pool.map(copy, files) if n is not None]
+
+
+def rename_dir(src: str, dst: str) -> bool:
+    """Local only: atomically rename directory `src` to `dst`; False (nothing moved) if `dst` exists."""
+    if is_gcs(src) or is_gcs(dst):
+        raise ValueError("gs:// has no rename; use copy_objects.")
+    target = Path(dst)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # rename(2) replaces an EMPTY target directory: refuse that too, a version dir is never empty
+        # by design and an empty one is someone's mkdir in progress.
+        if target.exists():
+            return False
+        os.rename(src, dst)
+    except OSError as error:
+        import errno
+
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    _fsync_dir(target.parent)
+    return True
+
+
+def delete_files(uri: str, files: list[str], workers: int = 8) -> None:
+    """Remove `files` below `uri` (missing ones are fine), then, locally, the empty directories."""
+    if is_gcs(uri):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from google.api_core import exceptions
+
+        bucket, prefix = _bucket(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+
+        def delete(name: str) -> None:
+            try:
+                bucket.blob(prefix + name).delete(retry=_retry())
+            except exceptions.NotFound:
+                pass
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(delete, files))
+        return
+    for name in files:
+        Path(uri, name).unlink(missing_ok=True)
+    for directory in sorted({Path(uri, n).parent for n in files}, key=lambda p: -len(p.parts)):
+        while directory != Path(uri).parent and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+            directory = directory.parent

@@ -92,3 +92,11 @@ def gcs_bucket(gcs_emulator: str) -> str:
     name = f"tfship-test-{uuid.uuid4().hex[:12]}"
     gcs_client().create_bucket(name)
     return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The embedded demo data set (Palmer penguins) and its schema, written to a temp dir."""
+    from tfship.demo import write_demo
+
+    return write_demo(str(tmp_path_factory.mktemp("demo")))

@@ -1,5 +1,53 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship canary`: compare a candidate with the baseline through TF Serving's API; exit 0 on PASS."""
 
-from tfship.commands._not_built import add_arguments, main
+from __future__ import annotations
 
-__all__ = ["add_arguments", "main"]
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True,
+                        help="serving endpoint: grpc://host:port or http://host:port (any TF Serving)")
+    parser.add_argument("--name", required=True, help="model name")
+    parser.add_argument("--candidate", default="canary", help="candidate version label or number (default canary)")
+    parser.add_argument("--baseline", default="stable", help="baseline version label or number (default stable)")
+    parser.add_argument("--examples", required=True,
+                        help='rows to send: JSONL (one object per line, e.g. {"x": [1.5]}) or CSV with a header')
+    parser.add_argument("--requests", type=int, default=500, help="paired requests to send (default 500)")
+    parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once (default 8)")
+    parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every request, seconds (default 10)")
+    parser.add_argument("--signature", default="serving_default", help="signature to call (default serving_default)")
+    parser.add_argument("--promote", action="store_true",
+                        help="PASS: move `stable` to the candidate; FAIL: remove the candidate's label (needs --repo)")
+    parser.add_argument("--repo", default="", help="model repository holding models.config (for --promote)")
+    parser.add_argument("--report-dir", default="", help="write report.json, report.md and report.html here")
+    parser.add_argument("--judge-config", default="", help="YAML file overriding the judge's defaults")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the request order and bootstraps (default 0)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import logging
+
+    from tfship.canary_analysis.config import CanaryConfig
+    from tfship.canary_analysis.judge import load_judge_config
+    from tfship.canary_analysis.runner import run_canary
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    config = CanaryConfig(
+        target=args.target, name=args.name, examples=args.examples, candidate=args.candidate,
+        baseline=args.baseline, requests=args.requests, concurrency=args.concurrency,
+        deadline_s=args.deadline, signature=args.signature, promote=args.promote, repo=args.repo,
+        report_dir=args.report_dir, judge=load_judge_config(args.judge_config or None), seed=args.seed,
+    )
+    result = run_canary(config)
+    print(f"canary {result.verdict} (score {result.score:.1f}): {config.name} "
+          f"{config.candidate_ref} = version {result.candidate_version} vs "
+          f"{config.baseline_ref} = version {result.baseline_version}")
+    for reason in result.reasons:
+        print(f"  {reason}")
+    for metric in result.metrics:
+        print(f"  {metric.classification:<6} {metric.name}: {metric.reason}")
+    print(f"  action: {result.action}")
+    if result.report_paths:
+        print(f"  report: {result.report_paths['markdown']}")
+    return result.exit_code

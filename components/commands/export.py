@@ -1,5 +1,29 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship export`: flags -> ExportConfig -> tfship.export.export."""
 
-from tfship.commands._not_built import add_arguments, main
+from __future__ import annotations
 
-__all__ = ["add_arguments", "main"]
+import argparse
+
+from tfship.export import DEFAULT_WARMUP_ROWS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--job-dir", required=True, help="job directory of `tfship train` (local or gs://)")
+    parser.add_argument("--export-dir", required=True, help="where version directories go (local or gs://)")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version to write (default: the next integer above the existing versions)")
+    parser.add_argument("--warmup-rows", type=int, default=DEFAULT_WARMUP_ROWS,
+                        help=f"held-out rows turned into warm-up requests; 0 = none (default {DEFAULT_WARMUP_ROWS})")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship.export import ExportConfig, export
+
+    config = ExportConfig(job_dir=args.job_dir, export_dir=args.export_dir, version=args.version,
+                          warmup_rows=args.warmup_rows)
+    result = export(config)
+    signatures = ", ".join(f"{name} ({method.rsplit('/', 1)[-1]})" for name, method in result.signatures.items())
+    print(f"exported version {result.version} to {result.path} in {result.duration_s:.1f} s")
+    print(f"  checkpoint step {result.metadata['checkpoint_step']}; signatures: {signatures}; "
+          f"warm-up records: {result.warmup_records}")
+    return 0

@@ -1,5 +1,21 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship promote`: move `stable` to the canary version (or --version), in one models.config update."""
 
-from tfship.commands._not_built import add_arguments, main
+from __future__ import annotations
 
-__all__ = ["add_arguments", "main"]
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", required=True, help="the model repository root: a local path or gs://bucket/prefix")
+    parser.add_argument("--name", required=True, help="the model name")
+    parser.add_argument("--version", type=int, default=None, help="version to promote (default: the canary)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship.commands.push import configure_logging
+    from tfship.pushing import promote
+
+    configure_logging(False)
+    version = promote(args.repo, args.name, args.version)
+    print(f"{args.name}: stable -> version {version}")
+    return 0

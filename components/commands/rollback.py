@@ -1,5 +1,20 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship rollback`: move `stable` back to the previous stable version, in one models.config update."""
 
-from tfship.commands._not_built import add_arguments, main
+from __future__ import annotations
 
-__all__ = ["add_arguments", "main"]
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", required=True, help="the model repository root: a local path or gs://bucket/prefix")
+    parser.add_argument("--name", required=True, help="the model name")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship.commands.push import configure_logging
+    from tfship.pushing import rollback
+
+    configure_logging(False)
+    version = rollback(args.repo, args.name)
+    print(f"{args.name}: stable rolled back to version {version}")
+    return 0

@@ -1,5 +1,114 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship run`: the whole chain on this machine, defined by `tfship.chain`.
 
-from tfship.commands._not_built import add_arguments, main
+With no flags it trains on the embedded demo data (Palmer penguins) under `--run-dir`:
+`<run-dir>/data/` (the demo CSV and schema), `<run-dir>/repo/` (the TF Serving repository, shared
+by runs), `<run-dir>/runs/<run-id>/` (job, export, reports). The first run promotes its version
+after validation; each later run canaries its version against `stable` on a local server.
 
-__all__ = ["add_arguments", "main"]
+`--plan-only` decides a run (version, folders, every step's arguments) and prints it as JSON
+without running anything: the Airflow DAG's `kubernetes` mode runs it as its first pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tfship import chain, storage
+from tfship.errors import EXIT_FAILED_CHECK, ConfigError
+
+_DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", default="runs/demo",
+                        help="folder of this chain's data, repository and runs (default: runs/demo)")
+    parser.add_argument("--data", help="training data, local or gs:// (default: the demo data)")
+    parser.add_argument("--schema", help="schema YAML, local or gs:// (required with --data)")
+    parser.add_argument("--repo", help="TF Serving model repository, local or gs:// (default: <run-dir>/repo)")
+    parser.add_argument("--name", default="penguins", help="model name in the repository (default: penguins)")
+    parser.add_argument("--model", default=_DEFAULTS.model, help="model family or module:function")
+    parser.add_argument("--steps", type=int, default=_DEFAULTS.steps)
+    parser.add_argument("--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every)
+    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    parser.add_argument("--contract", default="", help="signature contract YAML (default: from the schema)")
+    parser.add_argument("--examples", default="", help="canary rows, JSONL or CSV (default: from the data)")
+    parser.add_argument("--requests", type=int, default=_DEFAULTS.canary_requests)
+    parser.add_argument("--concurrency", type=int, default=_DEFAULTS.canary_concurrency)
+    parser.add_argument("--target", default="",
+                        help="serving endpoint for the canary, grpc://host:port "
+                             "(default: a local `tfship serve` on free loopback ports)")
+    parser.add_argument("--run-id", default="", help="resume or name a run (default: the UTC start time)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print the run's plan and every step's arguments as JSON; run nothing")
+    parser.add_argument("--plan-out", default="", help="with --plan-only: also write the JSON here")
+    parser.add_argument("--summary-out", default="", help="write the run's summary JSON here")
+
+
+def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
+    """The chain's config from the flags; the demo data is written when no --data is given."""
+    if args.data and not args.schema:
+        raise ConfigError("Invalid flags: --data needs --schema (the columns' dtypes and the label).")
+    contract = args.contract
+    if args.data:
+        data, schema = args.data, args.schema
+    else:
+        from tfship.demo import write_demo
+
+        data, schema = write_demo(storage.join(args.run_dir, "data"))
+        contract = contract or storage.join(args.run_dir, "data", "contract.yaml")
+    return chain.ChainConfig(
+        data=str(data),
+        schema=str(schema),
+        runs_root=storage.join(args.run_dir, "runs"),
+        repo=args.repo or storage.join(args.run_dir, "repo"),
+        name=args.name,
+        model=args.model,
+        steps=args.steps,
+        checkpoint_every=args.checkpoint_every,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        contract=contract,
+        examples=args.examples,
+        canary_requests=args.requests,
+        canary_concurrency=args.concurrency,
+    )
+
+
+def plan_document(config: chain.ChainConfig, plan: chain.RunPlan, target: str) -> dict:
+    """The plan and the arguments of every job step, as the orchestrators read it."""
+    step_args = {}
+    for step in chain.job_steps():
+        if step.name == "canary" and not target:
+            continue
+        step_args[step.name] = chain.step_args(step.name, config, plan, target=target)
+    return {"plan": plan.to_dict(), "config": config.to_dict(), "args": step_args}
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship import local_runner
+
+    config = config_from_args(args)
+    run_id = chain.safe_run_id(args.run_id) if args.run_id else local_runner.new_run_id()
+    if args.plan_only:
+        plan = local_runner.plan(config, run_id)
+        text = json.dumps(plan_document(config, plan, args.target))
+        if args.plan_out:
+            os.makedirs(os.path.dirname(os.path.abspath(args.plan_out)), exist_ok=True)
+            with open(args.plan_out, "w") as handle:
+                handle.write(text)
+        print(text)
+        return 0
+    summary = local_runner.run_chain(config, run_id, serving_target=args.target)
+    print(local_runner.format_summary(summary), flush=True)
+    if args.summary_out:
+        storage.write_text(args.summary_out, json.dumps(summary.to_dict(), indent=2))
+    storage.write_text(storage.join(summary.plan.run_dir, "summary.json"),
+                       json.dumps(summary.to_dict(), indent=2))
+    if summary.decision is not None and not summary.decision.promote:
+        print(f"tfship run: {summary.decision.reason}", file=sys.stderr)
+        return EXIT_FAILED_CHECK
+    return 0

@@ -1,5 +1,56 @@
-"""Not built yet: declared so `tfship --help` lists the whole chain."""
+"""`tfship serve`: serve a model repository over TF Serving's gRPC and REST API until stopped."""
 
-from tfship.commands._not_built import add_arguments, main
+from __future__ import annotations
 
-__all__ = ["add_arguments", "main"]
+import argparse
+import logging
+import signal
+import threading
+
+from tfship.serving.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", required=True,
+                        help="model repository (local path or gs://) whose models.config names what to serve")
+    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
+                        help=f"gRPC port; 0 picks a free one (default {DEFAULT_GRPC_PORT})")
+    parser.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT,
+                        help=f"REST port; 0 picks a free one, -1 turns REST off (default {DEFAULT_REST_PORT})")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--poll-seconds", type=float, default=1.0,
+                        help="re-read models.config every N seconds; 0 reads it once (default 1)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="do not replay assets.extra/tf_serving_warmup_requests before serving a version")
+    parser.add_argument("--workers", type=int, default=32, help="gRPC worker threads (default 32)")
+    parser.add_argument("--inject-fault", action="append", default=[], metavar="MODEL/VERSION:latency=S,error_rate=P",
+                        help="TESTS ONLY: slow down or fail some inference calls of one version (repeatable)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship.serving.config import Fault, ServeConfig
+    from tfship.serving.server import start_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = ServeConfig(
+        repo=args.repo,
+        host=args.host,
+        grpc_port=args.grpc_port,
+        rest_port=args.rest_port,
+        poll_seconds=args.poll_seconds,
+        warmup=not args.no_warmup,
+        workers=args.workers,
+        faults=tuple(Fault.parse(text) for text in args.inject_fault),
+    )
+    handle = start_server(config)
+    print(f"tfship serve: serving {config.repo} on gRPC {handle.grpc_address}, REST {handle.rest_url or 'off'}",
+          flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        handle.stop(grace=5.0)
+    return 0

@@ -1,0 +1,177 @@
+"""Train-step benchmarks (issue 2). Prints one table; every ratio is measured side by side here.
+
+1. Checkpoint overhead: steps/s with a checkpoint every K steps vs none, ~10.5M-parameter MLP.
+2. SIGTERM -> durable checkpoint, same model: seconds from the signal to the `preempted` event
+   (the checkpoint is on disk then) and to process exit.
+3. Framework overhead: `tfship train` steps/s vs a bare `model.fit` on the same model, data, batch.
+4. Peak RSS of `tfship train` on N rows vs 10N rows (streaming input: should stay flat).
+
+    .venv/bin/python benchmarks/train.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BIG = {"hidden_units": [2048, 2048, 2048, 1024]}  # ~10.5M parameters with the demo features
+SCHEMA = """task: classification
+label: label
+features: {a: float32, b: float32, c: float32, d: float32, colour: string}
+"""
+
+
+def synthetic_csv(path: str, rows: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "d", "colour", "label"])
+        for _ in range(rows):
+            a, b = rng.gauss(0, 1), rng.gauss(0, 1)
+            writer.writerow([a, b, rng.random(), rng.random(), rng.choice("rgbcmyk"), "x" if a + b > 0 else "y"])
+
+
+def train_cmd(data: str, schema: str, job: str, **flags: object) -> list[str]:
+    args = [sys.executable, "-m", "tfship.cli", "train", "--data", data, "--schema", schema, "--job-dir", job]
+    for key, value in flags.items():
+        if key == "hparams":
+            args += [f"--hparam=hidden_units={json.dumps(value['hidden_units'])}"]
+        else:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def events(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def rate_after_warmup(evts: list[dict]) -> float:
+    """Steps/s between the first and the last progress line (the first step's tracing excluded)."""
+    progress = [e for e in evts if e["event"] == "progress"]
+    first, last = progress[0], progress[-1]
+    return (last["step"] - first["step"]) / (last["elapsed"] - first["elapsed"])
+
+
+def checkpoint_overhead(data: str, schema: str, steps: int, every: int) -> tuple[float, float, float]:
+    rates = {}
+    for label, k in (("none", steps * 10), ("every", every)):
+        with tempfile.TemporaryDirectory() as job:
+            done = subprocess.run(
+                train_cmd(data, schema, job, steps=steps, checkpoint_every=k, batch_size=256, log_every=5, hparams=BIG),
+                capture_output=True, text=True, check=True,
+            )
+            evts = events(done.stderr)
+            rates[label] = rate_after_warmup(evts)
+            if label == "every":
+                saves = [e["seconds"] for e in evts if e["event"] == "checkpoint"]
+    return rates["none"], rates["every"], sum(saves) / len(saves)
+
+
+def sigterm_to_durable(data: str, schema: str) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory() as job:
+        process = subprocess.Popen(
+            train_cmd(data, schema, job, steps=100000, checkpoint_every=100000, batch_size=256, log_every=1, hparams=BIG),
+            stderr=subprocess.PIPE, text=True,
+        )
+        for line in process.stderr:
+            if line.startswith("{") and json.loads(line).get("step", 0) >= 3:
+                break
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        durable = None
+        for line in process.stderr:
+            if '"event": "preempted"' in line:
+                durable = time.monotonic() - sent
+        process.wait()
+        exited = time.monotonic() - sent
+        size = sum(os.path.getsize(os.path.join(job, "checkpoints", f)) for f in os.listdir(os.path.join(job, "checkpoints")))
+        return durable, exited, size / 1e6
+
+
+def framework_overhead(data: str, schema: str, steps: int) -> tuple[float, float]:
+    """tfship train vs model.fit, same model (the demo MLP), data pipeline and batch size."""
+    with tempfile.TemporaryDirectory() as job:
+        done = subprocess.run(train_cmd(data, schema, job, steps=steps, batch_size=64, log_every=10, checkpoint_every=steps),
+                              capture_output=True, text=True, check=True)
+        tfship_rate = rate_after_warmup(events(done.stderr))
+    bare = subprocess.run([sys.executable, "-c", BARE_FIT, data, schema, str(steps)], capture_output=True, text=True, check=True)
+    return tfship_rate, float(bare.stdout.strip().splitlines()[-1])
+
+
+BARE_FIT = r"""
+import sys, time, keras, tensorflow as tf
+from tfship.data import analyze, make_dataset, resolve_files
+from tfship.models import ModelContext, build_model
+from tfship.preprocessing import Preprocessor, write_vocabularies
+from tfship.schema import load_schema
+import tempfile
+data, schema_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+schema = load_schema(schema_path); files = resolve_files(data); stats = analyze(files, schema, 5)
+pre = Preprocessor(schema, stats, write_vocabularies(stats, tempfile.mkdtemp()))
+ds = make_dataset(files, schema, 64, 5, "train", 0).map(lambda f, y: (pre(f), pre.encode_label(y)))
+model = build_model("mlp", ModelContext(schema, pre.vocabulary_sizes, pre.num_outputs, {}))
+model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+class Clock(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 9: self.t0 = time.monotonic()
+        if batch == steps - 1: self.t1 = time.monotonic()
+clock = Clock()
+model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
+print((steps - 10) / (clock.t1 - clock.t0))
+"""
+
+
+def peak_rss(data: str, schema: str, steps: int) -> float:
+    """Max RSS (MB) of one `tfship train` process, measured by a wrapper that waits for it."""
+    with tempfile.TemporaryDirectory() as job:
+        wrapper = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run([sys.executable, "-c", wrapper, *train_cmd(data, schema, job, steps=steps, checkpoint_every=steps)],
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.strip()) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and rows (a smoke run)")
+    args = parser.parse_args()
+    steps = 40 if args.quick else 120
+    rows = 5_000 if args.quick else 20_000
+    work = tempfile.mkdtemp(prefix="tfship-bench-")
+    schema = os.path.join(work, "schema.yaml")
+    with open(schema, "w") as handle:
+        handle.write(SCHEMA)
+    small, large = os.path.join(work, "small.csv"), os.path.join(work, "large.csv")
+    synthetic_csv(small, rows)
+    synthetic_csv(large, rows * 10, seed=1)
+
+    every = steps // 4
+    none_rate, every_rate, save_s = checkpoint_overhead(small, schema, steps, every)
+    durable, exited, size_mb = sigterm_to_durable(small, schema)
+    tfship_rate, fit_rate = framework_overhead(small, schema, 300 if not args.quick else 100)
+    rss_small, rss_large = peak_rss(small, schema, 200), peak_rss(large, schema, 200)
+
+    print(f"\ntfship train benchmarks ({os.cpu_count()} CPUs, synthetic rows, batch 256 for the 10.5M model)\n")
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    print(f"| steps/s, no checkpoints (10.5M params) | {none_rate:.2f} | |")
+    print(f"| steps/s, checkpoint every {every} steps | {every_rate:.2f} | |")
+    print(f"| checkpoint overhead | {100 * (1 - every_rate / none_rate):.1f} % (mean save {save_s:.2f} s) | < 5 % |")
+    print(f"| SIGTERM -> durable checkpoint ({size_mb:.0f} MB) | {durable:.2f} s (exit after {exited:.2f} s) | < 5 s |")
+    print(f"| tfship train steps/s vs model.fit (demo-size MLP) | {tfship_rate:.1f} vs {fit_rate:.1f} = {tfship_rate / fit_rate:.2f}x | >= 0.95x |")
+    print(f"| peak RSS {rows} rows vs {rows * 10} rows | {rss_small:.0f} MB vs {rss_large:.0f} MB = {100 * (rss_large / rss_small - 1):+.1f} % | within 10 % |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""`tfship canary`: candidate vs baseline through TF Serving's API, a statistical verdict, promote or roll back.
+
+    import tfship
+    result = tfship.canary("grpc://127.0.0.1:8500", "penguins", "examples.jsonl", report_dir="/tmp/c")
+
+Modules, one job each: `config` (CanaryConfig), `examples` (rows in, fitted to the signature),
+`client` (gRPC and REST clients for any TF Serving), `collect` (paired, concurrent requests),
+`stats` and `metrics` (estimates and intervals, pure), `judge` (classification and verdict, pure),
+`report` (JSON, Markdown, HTML), `runner` (the run, and the label moves).
+Names are resolved lazily: importing this package does not import gRPC, scipy or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "canary": "tfship.canary_analysis.runner",
+    "run_canary": "tfship.canary_analysis.runner",
+    "CanaryResult": "tfship.canary_analysis.runner",
+    "CanaryConfig": "tfship.canary_analysis.config",
+    "JudgeConfig": "tfship.canary_analysis.judge",
+    "MetricConfig": "tfship.canary_analysis.judge",
+    "load_judge_config": "tfship.canary_analysis.judge",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfship.canary_analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,578 @@
+"""The chain, defined once: train -> export -> validate -> push -> serve -> canary -> promote.
+
+`tfship run`, the Airflow DAG (`dags/tfship_retrain.py`) and the KFP pipeline
+(`pipelines/tfship_retrain.py`) are derived from `CHAIN` and the functions here, so they cannot
+drift apart: each adapter asks this module for the steps in order, the exact `tfship <step> ...`
+arguments of each, which one needs a GPU, its CPU/memory requests, how often and on which exit
+codes it is retried, whether its result may be cached, and whether the promotion gate opens.
+Adding or swapping a step is one edit of `CHAIN` (and of `step_args`).
+
+Pure Python on purpose: no TensorFlow, no orchestrator, no I/O (the one helper that reads the
+model repository, `plan_run`, is given the listing). Airflow parses this module every few seconds.
+
+A run lays its files out under one per-run folder, keyed on the run (so a retried task resumes
+the same checkpoints instead of starting in a fresh artifact path)::
+
+    <runs_root>/<run_id>/job/                 train's checkpoints, TensorBoard logs, metrics.json
+    <runs_root>/<run_id>/export/<version>/    the SavedModel
+    <runs_root>/<run_id>/reports/             validate.json, canary/ (JSON + Markdown)
+    <repo>/<name>/<version>/, <repo>/models.config   the TF Serving repository (shared by runs)
+
+Example::
+
+    from tfship.chain import ChainConfig, plan_run, step_args
+    config = ChainConfig(data="rows.csv", schema="schema.yaml", runs_root="runs", repo="repo")
+    plan = plan_run(config, run_id="r1", versions=[], stable=None)
+    step_args("train", config, plan)   # ['train', '--data', 'rows.csv', ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfship.errors import EXIT_PREEMPTED, ConcurrentUpdateError, ConfigError
+
+EXIT_CONCURRENT_UPDATE = ConcurrentUpdateError.exit_code
+
+# TF Serving's model names and labels: letters, digits, underscore (and '-' '.' in names).
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")
+
+PASS = "PASS"
+FAIL = "FAIL"
+
+# The tfship image every step runs in; the GPU variant holds TensorFlow's CUDA build.
+DEFAULT_IMAGE = "ghcr.io/tfship/tfship:0.1.0"
+DEFAULT_GPU_IMAGE = "ghcr.io/tfship/tfship-gpu:0.1.0"
+# The TF Serving Service of images/tf-serving.yaml: the chain's canary target on a cluster.
+DEFAULT_SERVING_TARGET = "grpc://tfship-serving.tfship.svc.cluster.local:8500"
+DEFAULT_GPU_TYPE = "nvidia-tesla-t4"
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Everything a user can set for one run of the chain; checked when built.
+
+    The CLI (`tfship run`), the DAG's params and the pipeline's parameters only build this object.
+
+    Args:
+        data: training data (CSV/TFRecord path or glob, local or gs://).
+        schema: the schema YAML (local or gs://).
+        runs_root: folder that holds one sub-folder per run (local or gs://).
+        repo: the TF Serving model repository root (local or gs://), shared by runs.
+        name: the model name in the repository (TF Serving rules: no `/`, no `..`).
+        model: the model family or `module:function` for `tfship train --model`.
+        steps, checkpoint_every, batch_size, seed: training hyper-parameters.
+        contract: signature contract YAML for `tfship validate`; "" = `<run>/contract.yaml`, which
+            the runner writes from the schema before validating.
+        examples: rows the canary (and validate) send; "" = `<run>/examples.jsonl`, written from the
+            first rows of the data.
+        canary_requests, canary_concurrency: the canary's load.
+        gpu_type, gpu_count, spot: train's placement on a GKE GPU node pool.
+        workers: train workers; more than one renders a Kubeflow TFJob (MultiWorkerMirroredStrategy).
+        train_retries: retries of train after a preemption (exit 143); other steps fail fast.
+    """
+
+    data: str
+    schema: str
+    runs_root: str
+    repo: str
+    name: str = "model"
+    model: str = "mlp"
+    steps: int = 300
+    checkpoint_every: int = 100
+    batch_size: int = 32
+    seed: int = 0
+    contract: str = ""
+    examples: str = ""
+    canary_requests: int = 200
+    canary_concurrency: int = 4
+    gpu_type: str = DEFAULT_GPU_TYPE
+    gpu_count: int = 1
+    spot: bool = True
+    workers: int = 1
+    train_retries: int = 3
+
+    def __post_init__(self) -> None:
+        for arg in ("data", "schema", "runs_root", "repo"):
+            value = getattr(self, arg)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
+                    "Expected a local path or a gs://bucket/prefix URI."
+                )
+        if not _NAME_RE.match(self.name) or ".." in self.name:
+            raise ConfigError(
+                f"Invalid value for argument `name`. Received: name={self.name!r}. Expected letters, "
+                "digits, `_`, `-` or `.` (a TF Serving model name: no `/`, no `..`)."
+            )
+        positive = ("steps", "checkpoint_every", "batch_size", "canary_requests",
+                    "canary_concurrency", "gpu_count", "workers")
+        for arg in positive:
+            value = getattr(self, arg)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
+                    "Expected an integer >= 1."
+                )
+        for arg in ("seed", "train_retries"):
+            value = getattr(self, arg)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(
+                    f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
+                    "Expected an integer >= 0."
+                )
+        if not self.gpu_type or not _NAME_RE.match(self.gpu_type):
+            raise ConfigError(
+                f"Invalid value for argument `gpu_type`. Received: gpu_type={self.gpu_type!r}. "
+                "Expected a GKE accelerator name such as 'nvidia-tesla-t4' or 'nvidia-l4'."
+            )
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> ChainConfig:
+        """Build from DAG params / pipeline parameters; unknown keys are an error, not ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(mapping) - names)
+        if unknown:
+            raise ConfigError(
+                f"Unknown chain parameter(s) {unknown}. Expected some of {sorted(names)}."
+            )
+        return cls(**dict(mapping))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _join(base: str, *parts: str) -> str:
+    # The same rule as tfship.storage.join, without importing it (gs:// URIs always use '/').
+    return "/".join([base.rstrip("/"), *parts])
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run of the chain will do, decided before train starts.
+
+    `version` is the version this run exports and pushes (the next integer above every version
+    in the repository, as TF Serving expects increasing integers); `stable` is the version that
+    serves now (None on the first run: then there is nothing to canary against, and the chain
+    promotes the first version once it has validated).
+    """
+
+    run_id: str
+    run_dir: str
+    version: int
+    stable: int | None
+
+    def __post_init__(self) -> None:
+        if not _RUN_ID_RE.match(self.run_id):
+            raise ConfigError(
+                f"Invalid run id: {self.run_id!r}. Expected letters, digits, `_`, `-` or `.`."
+            )
+        if self.version < 1:
+            raise ConfigError(f"Invalid version: {self.version!r}. Expected an integer >= 1.")
+
+    @property
+    def first_version(self) -> bool:
+        return self.stable is None
+
+    @property
+    def job_dir(self) -> str:
+        return _join(self.run_dir, "job")
+
+    @property
+    def export_dir(self) -> str:
+        return _join(self.run_dir, "export")
+
+    @property
+    def model_dir(self) -> str:
+        return _join(self.export_dir, str(self.version))
+
+    @property
+    def reports_dir(self) -> str:
+        return _join(self.run_dir, "reports")
+
+    @property
+    def validate_report(self) -> str:
+        return _join(self.reports_dir, "validate.json")
+
+    @property
+    def canary_report_dir(self) -> str:
+        return _join(self.reports_dir, "canary")
+
+    @property
+    def default_contract(self) -> str:
+        return _join(self.run_dir, "contract.yaml")
+
+    @property
+    def default_examples(self) -> str:
+        return _join(self.run_dir, "examples.jsonl")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> RunPlan:
+        stable = mapping.get("stable")
+        return cls(
+            run_id=str(mapping["run_id"]),
+            run_dir=str(mapping["run_dir"]),
+            version=int(mapping["version"]),
+            stable=None if stable in (None, "", "None") else int(stable),
+        )
+
+
+def next_version(versions: Iterable[int]) -> int:
+    """The next free version: one above the highest in the repository (1 when there is none)."""
+    return max((int(v) for v in versions), default=0) + 1
+
+
+def plan_run(config: ChainConfig, run_id: str, versions: Iterable[int], stable: int | None) -> RunPlan:
+    """Decide the run's version and folder from the repository's listing (pure: no I/O)."""
+    return RunPlan(
+        run_id=run_id,
+        run_dir=_join(config.runs_root, run_id),
+        version=next_version(versions),
+        stable=stable,
+    )
+
+
+def stable_model_dir(config: ChainConfig, plan: RunPlan) -> str:
+    """The SavedModel of the version serving now (TF Serving's layout: <repo>/<name>/<version>)."""
+    if plan.stable is None:
+        raise ConfigError("There is no stable version yet: nothing to compare with.")
+    return _join(config.repo, config.name, str(plan.stable))
+
+
+def contract_path(config: ChainConfig, plan: RunPlan) -> str:
+    return config.contract or plan.default_contract
+
+
+def examples_path(config: ChainConfig, plan: RunPlan) -> str:
+    return config.examples or plan.default_examples
+
+
+# ----------------------------------------------------------------------------------------------
+# The steps
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the chain, as every orchestrator needs to know it.
+
+    Args:
+        name: the step's name, and its `tfship <name>` sub-command.
+        gpu: runs on the GPU node pool (node selector, toleration, `nvidia.com/gpu` limit).
+        retries: how many times an orchestrator re-runs it after a retryable exit.
+        retry_exit_codes: the exit codes worth a retry (143: preempted after a checkpoint);
+            any other non-zero exit fails the chain at once.
+        cacheable: its result depends only on its inputs and it has no side effect, so KFP may
+            reuse a cached result.
+        cpu, memory: Kubernetes requests (and the memory limit).
+        service: a long-running server (not a job): locally the runner starts it on free loopback
+            ports for the steps that `uses` it and stops it after; on a cluster it is the TF Serving
+            Deployment of images/tf-serving.yaml.
+        uses: the service this step talks to.
+        after_canary_only: skipped on a first run, when there is no stable version to compare with.
+    """
+
+    name: str
+    gpu: bool = False
+    retries: int = 0
+    retry_exit_codes: frozenset[int] = frozenset()
+    cacheable: bool = False
+    cpu: str = "1"
+    memory: str = "2Gi"
+    service: bool = False
+    uses: str = ""
+    after_canary_only: bool = False
+
+    def __post_init__(self) -> None:
+        for arg in ("cpu", "memory"):
+            value = getattr(self, arg)
+            if not _QUANTITY_RE.match(value):
+                raise ConfigError(
+                    f"Invalid value for argument `{arg}` of step {self.name!r}. Received: "
+                    f"{value!r}. Expected a Kubernetes quantity such as '500m' or '2Gi'."
+                )
+
+    def is_retryable(self, exit_code: int | None) -> bool:
+        """True when an orchestrator should run the step again after `exit_code`.
+
+        None means the process or pod vanished without an exit code (a spot node reclaimed
+        before the container could exit): retryable for a step that has retries at all.
+        """
+        if self.retries <= 0:
+            return False
+        return exit_code is None or exit_code in self.retry_exit_codes
+
+
+CHAIN: tuple[Step, ...] = (
+    Step("train", gpu=True, retries=3, retry_exit_codes=frozenset({EXIT_PREEMPTED}),
+         cpu="4", memory="16Gi"),
+    Step("export", cpu="2", memory="8Gi"),
+    Step("validate", cacheable=True, cpu="2", memory="8Gi"),
+    # 75: another push changed models.config first (ConcurrentUpdateError): re-running is safe.
+    Step("push", retries=2, retry_exit_codes=frozenset({EXIT_CONCURRENT_UPDATE}), cpu="1",
+         memory="2Gi"),
+    Step("serve", service=True, cpu="2", memory="4Gi", after_canary_only=True),
+    Step("canary", uses="serve", cpu="1", memory="2Gi", after_canary_only=True),
+    Step("promote", cpu="500m", memory="512Mi"),
+)
+
+STEPS: dict[str, Step] = {step.name: step for step in CHAIN}
+
+
+def get_step(name: str) -> Step:
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown step {name!r}. Expected one of {', '.join(STEPS)}."
+        ) from None
+
+
+def job_steps() -> list[Step]:
+    """The steps an orchestrator runs as tasks, in order (the service is not a task)."""
+    return [step for step in CHAIN if not step.service]
+
+
+def steps_for(plan: RunPlan) -> list[Step]:
+    """The steps this run executes: a first run skips serve and canary (nothing to compare)."""
+    return [s for s in CHAIN if not (plan.first_version and s.after_canary_only)]
+
+
+def train_step(config: ChainConfig) -> Step:
+    """`train` with the retries the user asked for (the defaults live in `CHAIN`)."""
+    return dataclasses.replace(STEPS["train"], retries=config.train_retries)
+
+
+def step_args(
+    name: str,
+    config: ChainConfig,
+    plan: RunPlan,
+    *,
+    target: str = "",
+    grpc_port: int = 8500,
+    rest_port: int = 8501,
+) -> list[str]:
+    """The `tfship` arguments of step `name` (without the leading `tfship`).
+
+    Args:
+        target: the serving endpoint (`grpc://host:port`): required for canary; push waits until it
+            has loaded the new version before moving the `canary` label (omitted locally, where
+            `tfship serve` starts only for the canary and loads a version before labelling it).
+        grpc_port, rest_port: the ports `serve` listens on.
+    """
+    builders: dict[str, Callable[[], list[str]]] = {
+        "train": lambda: [
+            "train",
+            "--data", config.data,
+            "--schema", config.schema,
+            "--job-dir", plan.job_dir,
+            "--steps", str(config.steps),
+            "--checkpoint-every", str(config.checkpoint_every),
+            "--batch-size", str(config.batch_size),
+            "--seed", str(config.seed),
+            "--model", config.model,
+        ],
+        "export": lambda: [
+            "export",
+            "--job-dir", plan.job_dir,
+            "--export-dir", plan.export_dir,
+            "--version", str(plan.version),
+        ],
+        "validate": lambda: [
+            "validate",
+            "--model", plan.model_dir,
+            "--contract", contract_path(config, plan),
+            "--examples", examples_path(config, plan),
+            "--report", plan.validate_report,
+            # No breaking change against the version serving now.
+            *(["--baseline", stable_model_dir(config, plan)] if plan.stable is not None else []),
+        ],
+        "push": lambda: [
+            "push",
+            "--model", plan.model_dir,
+            "--repo", config.repo,
+            "--name", config.name,
+            "--label", "canary",
+            "--version", str(plan.version),
+            # A real TF Serving accepts the label only on a loaded version: push waits for it.
+            *(["--serving-target", target.removeprefix("grpc://")] if target else []),
+        ],
+        "serve": lambda: [
+            "serve",
+            "--repo", config.repo,
+            "--grpc-port", str(grpc_port),
+            "--rest-port", str(rest_port),
+        ],
+        "canary": lambda: _canary_args(config, plan, target),
+        "promote": lambda: ["promote", "--repo", config.repo, "--name", config.name],
+    }
+    get_step(name)
+    return builders[name]()
+
+
+def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
+    if not target:
+        raise ConfigError(
+            "The canary step needs `target` (grpc://host:port of the serving endpoint). Locally the "
+            "runner starts `tfship serve`; on a cluster pass the TF Serving Service, e.g. "
+            f"{DEFAULT_SERVING_TARGET!r}."
+        )
+    return [
+        "canary",
+        "--target", target,
+        "--name", config.name,
+        "--candidate", "canary",
+        "--baseline", "stable",
+        "--examples", examples_path(config, plan),
+        "--requests", str(config.canary_requests),
+        "--concurrency", str(config.canary_concurrency),
+        "--report-dir", plan.canary_report_dir,
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The gate before promotion
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to promote the run's version to `stable`, and why (shown in summaries)."""
+
+    promote: bool
+    reason: str
+
+
+def promotion_decision(plan: RunPlan, verdict: str | None) -> Decision:
+    """The PASS gate: promote on a canary PASS, or on the first version (nothing to compare).
+
+    `verdict` is the canary's verdict (`PASS`, `FAIL`, or None when the canary did not run).
+    """
+    if plan.first_version:
+        return Decision(
+            True,
+            f"first version: no stable model yet, promoting version {plan.version} after validation",
+        )
+    if verdict == PASS:
+        return Decision(True, f"canary PASS: promoting version {plan.version} over {plan.stable}")
+    if verdict is None:
+        return Decision(False, "the canary did not run: nothing is promoted")
+    return Decision(False, f"canary {verdict}: version {plan.stable} stays stable")
+
+
+def verdict_from_exit_code(exit_code: int) -> str:
+    """The canary's verdict from its exit code (0 PASS, 1 FAIL); other codes are errors."""
+    if exit_code == 0:
+        return PASS
+    if exit_code == 1:
+        return FAIL
+    raise ConfigError(
+        f"The canary exited with {exit_code}: an error, not a verdict (0 = PASS, 1 = FAIL). "
+        "See its log line above."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Kubernetes: the same placement for the Airflow pods, the KFP tasks and the TFJob
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a step's pod runs and what it requests."""
+
+    requests: dict[str, str]
+    limits: dict[str, str]
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+
+def placement(step: Step, config: ChainConfig) -> Placement:
+    """Requests, limits, node selector and tolerations of `step`'s pod on GKE."""
+    requests = {"cpu": step.cpu, "memory": step.memory}
+    limits = {"memory": step.memory}
+    if not step.gpu:
+        return Placement(requests=requests, limits=limits)
+    limits["nvidia.com/gpu"] = str(config.gpu_count)
+    selector = {"cloud.google.com/gke-accelerator": config.gpu_type}
+    tolerations: list[dict[str, str]] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    if config.spot:
+        selector["cloud.google.com/gke-spot"] = "true"
+        tolerations.append(
+            {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true",
+             "effect": "NoSchedule"}
+        )
+    return Placement(requests, limits, selector, tuple(tolerations))
+
+
+def image_for(step: Step, image: str, gpu_image: str) -> str:
+    """GPU steps run the GPU image (TensorFlow's CUDA build); the others the CPU tools image."""
+    return gpu_image if step.gpu else image
+
+
+def safe_run_id(run_id: str) -> str:
+    """An orchestrator's run id made safe for folder names and Kubernetes labels.
+
+    Airflow's `manual__2025-01-02T03:04:05+00:00` becomes `manual__2025-01-02T03-04-05-00-00`.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-._")
+    if not cleaned:
+        raise ConfigError(f"Invalid run id: {run_id!r}. Expected letters, digits, `_`, `-` or `.`.")
+    return cleaned
+
+
+def render_tfjob(config: ChainConfig, plan: RunPlan, *, image: str, namespace: str = "tfship") -> dict:
+    """A Kubeflow TFJob (kubeflow.org/v1) that runs train on `config.workers` GPU workers.
+
+    The training operator sets TF_CONFIG in each worker, so `tfship train` picks
+    MultiWorkerMirroredStrategy; worker 0 is the chief and the only writer. Every worker gets
+    train's placement and the same arguments (one job dir, keyed on the run: a restarted worker
+    resumes the run's checkpoints). `restartPolicy: ExitCode` restarts a worker on the retryable
+    codes (128-255: 143 = preempted) and fails the job on the others.
+    """
+    step = train_step(config)
+    place = placement(step, config)
+    name = re.sub(r"[^a-z0-9-]+", "-", f"tfship-train-{plan.run_id}".lower()).strip("-")[:63]
+    pod_spec: dict[str, Any] = {
+        "containers": [{
+            "name": "tensorflow",  # the training operator looks for this container name
+            "image": image,
+            "args": step_args("train", config, plan),
+            "resources": {"requests": dict(place.requests), "limits": dict(place.limits)},
+        }],
+        "nodeSelector": dict(place.node_selector),
+        "tolerations": [dict(t) for t in place.tolerations],
+    }
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/name": "tfship", "tfship/run": name[-63:]}},
+        "spec": {
+            "runPolicy": {"backoffLimit": step.retries, "cleanPodPolicy": "Running"},
+            "tfReplicaSpecs": {
+                "Worker": {
+                    "replicas": config.workers,
+                    "restartPolicy": "ExitCode",
+                    "template": {"spec": pod_spec},
+                },
+            },
+        },
+    }
+
+
+def tfjob_state(tfjob: Mapping[str, Any]) -> str:
+    """`Succeeded`, `Failed` or `Running` from a TFJob's status conditions (the last true one)."""
+    conditions = (tfjob.get("status") or {}).get("conditions") or []
+    for condition in reversed(conditions):
+        if str(condition.get("status")) == "True" and condition.get("type") in ("Succeeded", "Failed"):
+            return condition["type"]
+    return "Running"

@@ -1,0 +1,388 @@
+"""Reading the training data: file resolution, one validating analysis pass, and tf.data input.
+
+Data are CSV files (a header row naming the columns) or TFRecord files of tf.Example, given as
+a path, a directory or a glob, local or gs:// (gs:// files are copied to a local cache first:
+TensorFlow's own gs:// filesystem cannot be pointed at an emulator, so it could not be tested).
+
+`analyze` streams every training row once, in constant memory, to learn what the model's
+preprocessing needs (means and deviations, vocabularies, the label's classes) and to reject bad
+rows with the file, line and column named. The tf.data pipeline then reads rows that are known
+to parse. Every `holdout_every`-th row of each file is held out for evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tfship import storage
+from tfship.errors import DataError
+from tfship.schema import Schema
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+CSV_SUFFIXES = (".csv",)
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfr")
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Local files of one format, in a stable order."""
+
+    format: str  # "csv" or "tfrecord"
+    paths: tuple[str, ...]
+
+
+@dataclass
+class FeatureStats:
+    """What `analyze` learned from the training split; stored in the job directory."""
+
+    train_rows: int = 0
+    heldout_rows: int = 0
+    means: dict[str, float] = field(default_factory=dict)
+    stddevs: dict[str, float] = field(default_factory=dict)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+    classes: list[str] | None = None
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, mapping: dict[str, Any]) -> FeatureStats:
+        return cls(**mapping)
+
+
+def resolve_files(data: str, cache_dir: str | None = None) -> DataFiles:
+    """Expand `data` (file, directory or glob; local or gs://) into local files of one format."""
+    storage.check_uri(data, "--data")
+    paths = storage.glob(data)
+    if not paths:
+        raise DataError(f"No data files match --data {data!r}.")
+    formats = {_format_of(p) for p in paths}
+    if None in formats:
+        unknown = next(p for p in paths if _format_of(p) is None)
+        raise DataError(
+            f"Cannot tell the format of {unknown!r}: expected a name ending in "
+            f"{', '.join(CSV_SUFFIXES + TFRECORD_SUFFIXES)}."
+        )
+    if len(formats) > 1:
+        raise DataError(f"--data {data!r} mixes CSV and TFRecord files; use one format.")
+    if storage.is_gcs(data):
+        cache = cache_dir or storage.local_cache_dir(data, "data")
+        local = []
+        for uri in paths:
+            bucket, name = storage.split_gcs(uri)
+            target = os.path.join(cache, bucket, name)
+            if not os.path.exists(target):
+                storage.download_file(uri, target)
+            local.append(target)
+        paths = local
+    return DataFiles(format=formats.pop(), paths=tuple(paths))
+
+
+def _format_of(path: str) -> str | None:
+    lower = path.lower()
+    if lower.endswith(CSV_SUFFIXES):
+        return "csv"
+    if lower.endswith(TFRECORD_SUFFIXES):
+        return "tfrecord"
+    return None
+
+
+def is_heldout(row_index: int, holdout_every: int) -> bool:
+    """Row `row_index` (0-based, per file) is held out for evaluation."""
+    return row_index % holdout_every == holdout_every - 1
+
+
+class _Welford:
+    """Running mean and variance in constant memory, ignoring missing values."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, value: float) -> None:
+        if math.isnan(value):
+            return
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    @property
+    def stddev(self) -> float:
+        return math.sqrt(self.m2 / self.count) if self.count else 0.0
+
+
+def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int = 10_000) -> FeatureStats:
+    """Validate every row and learn normalisation statistics and vocabularies from the training rows."""
+    numeric = {name: _Welford() for name in schema.numeric_features}
+    counts: dict[str, Counter[str]] = {name: Counter() for name in schema.categorical_features}
+    label_counts: Counter[str] = Counter()
+    digest = hashlib.sha256()
+    stats = FeatureStats()
+    reader = _csv_rows if files.format == "csv" else _tfrecord_rows
+    if files.format == "csv":
+        _check_same_header(files.paths)
+    for path in files.paths:
+        digest.update(os.path.basename(path).encode())
+        for index, row in enumerate(reader(path, schema, digest)):
+            if is_heldout(index, holdout_every):
+                stats.heldout_rows += 1
+                continue
+            stats.train_rows += 1
+            for name, accumulator in numeric.items():
+                accumulator.add(row[name])
+            for name, counter in counts.items():
+                if row[name] not in schema.na_values and row[name] != "":
+                    counter[row[name]] += 1
+            if schema.task == "classification":
+                label_counts[class_name(row[schema.label])] += 1
+    if stats.train_rows == 0:
+        raise DataError(
+            f"The data ({', '.join(files.paths)}) has no training rows "
+            f"({stats.heldout_rows} held-out row(s) only)."
+        )
+    for name, accumulator in numeric.items():
+        stats.means[name] = accumulator.mean
+        stats.stddevs[name] = accumulator.stddev or 1.0
+    for name, counter in counts.items():
+        # Most frequent first, ties by value, so the vocabulary is the same on every run.
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+        stats.vocabularies[name] = [value for value, _ in ranked[:max_vocab]]
+    if schema.task == "classification":
+        stats.classes = sorted(label_counts)
+        if len(stats.classes) < 2:
+            raise DataError(f"Label {schema.label!r} has {len(stats.classes)} class(es); need at least 2.")
+    stats.fingerprint = digest.hexdigest()
+    return stats
+
+
+def _check_same_header(paths: tuple[str, ...]) -> None:
+    """The tf.data reader decodes every file with the first file's column positions."""
+    headers = {}
+    for path in paths:
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                headers[path] = next(csv.reader(handle), None)
+        except OSError as error:
+            raise DataError(f"Cannot open data file {path}: {error.strerror}") from error
+    first = paths[0]
+    for path, header in headers.items():
+        if header is not None and headers[first] is not None and header != headers[first]:
+            raise DataError(f"{path}: its header {header} differs from {first}'s {headers[first]}.")
+
+
+def class_name(value: Any) -> str:
+    """A classification label as its class name: strings as they are, integers without '.0'."""
+    return value if isinstance(value, str) else str(int(value))
+
+
+def _parse_number(text: str, schema: Schema, where: str, column: str) -> float:
+    if text in schema.na_values:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{where}: column {column!r}: {text!r} is not a number.") from None
+
+
+def _csv_rows(path: str, schema: Schema, digest: Any):
+    """Yield each data row of a CSV file as {column: value}, validating as it goes."""
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"Cannot open data file {path}: {error.strerror}") from error
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path} is empty: expected a header row naming the columns.")
+        digest.update(",".join(header).encode())
+        missing = [c for c in schema.columns if c not in header]
+        if missing:
+            raise DataError(
+                f"{path}: the schema names column(s) {missing} that the header does not have "
+                f"(header: {header})."
+            )
+        positions = {column: header.index(column) for column in schema.columns}
+        line = reader.line_num
+        for fields in reader:
+            where = f"{path}:{reader.line_num}"
+            if reader.line_num != line + 1:
+                raise DataError(f"{where}: a quoted field spans lines; tfship reads one row per line.")
+            line = reader.line_num
+            if len(fields) != len(header):
+                raise DataError(f"{where}: expected {len(header)} fields as in the header, found {len(fields)}.")
+            digest.update("\x1f".join(fields).encode())
+            row: dict[str, Any] = {}
+            for column, position in positions.items():
+                text = fields[position]
+                dtype = schema.dtype_of(column)
+                if column == schema.label and text in schema.na_values:
+                    raise DataError(f"{where}: the label {column!r} is missing ({text!r}).")
+                row[column] = text if dtype == "string" else _parse_number(text, schema, where, column)
+            yield row
+
+
+def _tfrecord_rows(path: str, schema: Schema, digest: Any):
+    """Yield each tf.Example of a TFRecord file as {column: value}, validating as it goes."""
+    import tensorflow as tf
+
+    try:
+        records = tf.data.TFRecordDataset(path).as_numpy_iterator()
+        for index, serialized in enumerate(records):
+            digest.update(serialized)
+            example = tf.train.Example.FromString(serialized)
+            row: dict[str, Any] = {}
+            for column in schema.columns:
+                where = f"{path}: record {index}"
+                feature = example.features.feature.get(column)
+                if feature is None:
+                    raise DataError(f"{where}: has no feature {column!r}.")
+                kind = feature.WhichOneof("kind")
+                values = list(getattr(feature, kind).value) if kind else []
+                if len(values) != 1:
+                    raise DataError(f"{where}: feature {column!r} has {len(values)} values; expected 1.")
+                value = values[0]
+                dtype = schema.dtype_of(column)
+                if dtype == "string":
+                    if kind != "bytes_list":
+                        raise DataError(f"{where}: feature {column!r} is {kind}; expected bytes_list.")
+                    row[column] = value.decode("utf-8")
+                else:
+                    if kind == "bytes_list":
+                        raise DataError(f"{where}: feature {column!r} is bytes; expected a number.")
+                    row[column] = float(value)
+            yield row
+    except tf.errors.OpError as error:
+        raise DataError(f"{path}: not a readable TFRecord file ({error.message.splitlines()[0]}).") from error
+
+
+def make_dataset(
+    files: DataFiles,
+    schema: Schema,
+    batch_size: int,
+    holdout_every: int,
+    split: str,
+    seed: int,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Batches of (raw feature dict, raw label) for the `train` split (shuffled, repeated) or `heldout`.
+
+    Streams from disk: memory depends on the shuffle buffer and batch, not on the number of rows.
+    Files are read in parallel (interleave), parsing is vectorised per batch, and batches are
+    prefetched. Everything is deterministic for a given seed, and the iterator is checkpointable.
+    """
+    import tensorflow as tf
+
+    columns = schema.columns
+    autotune = tf.data.AUTOTUNE
+    keep_heldout = split == "heldout"
+
+    def select(index: tf.Tensor, row: Any) -> tf.Tensor:
+        held = tf.equal(index % holdout_every, holdout_every - 1)
+        return held if keep_heldout else tf.logical_not(held)
+
+    def read_file(path: tf.Tensor) -> tf.data.Dataset:
+        # TextLineDataset, not CsvDataset: CsvDataset's checkpointed position does not restore
+        # exactly, which would break exact resume. Rows are decoded per batch with decode_csv.
+        if files.format == "csv":
+            rows = tf.data.TextLineDataset(path).skip(1)
+        else:
+            rows = tf.data.TFRecordDataset(path)
+        return rows.enumerate().filter(select).map(lambda index, row: row)
+
+    if files.format == "csv":
+        with open(files.paths[0], newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle))
+        # decode_csv returns selected columns in file order; remember where each one lands.
+        select_cols = sorted(header.index(c) for c in columns)
+        order = [select_cols.index(header.index(c)) for c in columns]
+
+    paths = tf.data.Dataset.from_tensor_slices(list(files.paths))
+    rows = paths.interleave(
+        read_file, cycle_length=min(4, len(files.paths)), num_parallel_calls=autotune, deterministic=True
+    )
+    if split == "train":
+        rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    rows = rows.batch(batch_size, drop_remainder=split == "train")
+
+    def parse_csv(lines: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        fields = tf.io.decode_csv(lines, record_defaults=[""] * len(select_cols), select_cols=select_cols)
+        values = {column: fields[order[i]] for i, column in enumerate(columns)}
+        return _typed(values, schema)
+
+    def parse_examples(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        spec = {c: tf.io.FixedLenFeature([], _parse_dtype(schema.dtype_of(c))) for c in columns}
+        parsed = tf.io.parse_example(serialized, spec)
+        typed = {c: v if v.dtype == tf.string else tf.cast(v, tf.float64) for c, v in parsed.items()}
+        return _split_label(typed, schema)
+
+    parse = parse_csv if files.format == "csv" else parse_examples
+    return rows.map(parse, num_parallel_calls=autotune, deterministic=True).prefetch(autotune)
+
+
+def _parse_dtype(dtype: str) -> Any:
+    import tensorflow as tf
+
+    if dtype == "string":
+        return tf.string
+    return tf.int64 if dtype.startswith("int") else tf.float32
+
+
+def _typed(values: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """CSV string cells -> numbers where the schema says so; missing numeric cells -> NaN."""
+    import tensorflow as tf
+
+    typed: dict[str, tf.Tensor] = {}
+    for column, text in values.items():
+        dtype = schema.dtype_of(column)
+        if dtype == "string":
+            typed[column] = text
+            continue
+        missing = tf.zeros_like(text, dtype=tf.bool)
+        for na in schema.na_values:
+            missing = tf.logical_or(missing, tf.equal(text, na))
+        number = tf.strings.to_number(tf.where(missing, "0", text), tf.float64)
+        typed[column] = tf.where(missing, tf.constant(math.nan, tf.float64), number)
+    return _split_label(typed, schema)
+
+
+def _split_label(typed: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """Features cast to what the preprocessor takes; the label as a class name or a float."""
+    import tensorflow as tf
+
+    label = typed.pop(schema.label)
+    if schema.task == "classification" and label.dtype != tf.string:
+        label = tf.strings.as_string(tf.cast(label, tf.int64))
+    elif schema.task == "regression":
+        label = tf.cast(label, tf.float32)
+    features = {name: _cast(typed[name], schema.features[name]) for name in schema.features}
+    return features, label
+
+
+def _cast(tensor: tf.Tensor, dtype: str) -> tf.Tensor:
+    """Numeric features enter the preprocessor as float32 (integers too: missing cells are NaN)."""
+    import tensorflow as tf
+
+    return tensor if dtype == "string" else tf.cast(tensor, tf.float32)
+
+
+def read_rows(files: DataFiles, schema: Schema, holdout_every: int, split: str, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` parsed rows of one split ("train" or "heldout"), in file order."""
+    reader = _csv_rows if files.format == "csv" else _tfrecord_rows
+    rows: list[dict[str, Any]] = []
+    for path in files.paths:
+        for index, row in enumerate(reader(path, schema, hashlib.sha256())):
+            if is_heldout(index, holdout_every) == (split == "heldout"):
+                rows.append(row)
+                if len(rows) >= limit:
+                    return rows
+    return rows

@@ -1,0 +1,246 @@
+"""`tfship export`: the latest checkpoint of a job -> a versioned, servable SavedModel.
+
+Writes `<export-dir>/<version>/`:
+```
+saved_model.pb, variables/, fingerprint.pb      tf.saved_model.save of a ServingModule
+assets/<feature>.txt                            the vocabularies (read by the lookup tables)
+assets.extra/tf_serving_warmup_requests         PredictionLog records TF Serving replays at load
+assets.extra/tfship_metadata.json               schema, metrics, fingerprints, checkpoint step
+```
+The write is atomic for readers such as TF Serving, which polls the export directory and loads
+any integer-named directory it finds (a half-written one fails at inference, tensorflow/serving
+#1086). Locally, everything is written and verified in a hidden sibling `.tmp-<version>-<id>/`
+(not integer-named, so TF Serving skips it) that is renamed to `<version>` in one `rename(2)`.
+On gs://, which has no rename, the version is staged and verified locally, then uploaded with
+`saved_model.pb` last: without it the directory is not a SavedModel, so its upload marks the
+version complete (`tfship push` is the way to publish into a serving repository).
+
+Before finalizing, the staged model is loaded the way TF Serving loads it and its warm-up
+records are replayed: an export that would not serve never appears.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tfship import storage
+from tfship.errors import ConfigError, ModelError
+
+METADATA_FILE = os.path.join("assets.extra", "tfship_metadata.json")
+METADATA_FORMAT = "tfship-export/1"
+DEFAULT_WARMUP_ROWS = 8
+STAGING_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `tfship export` needs. Checked when built.
+
+    Args:
+        job_dir: a job directory written by `tfship train` (local or gs://).
+        export_dir: where version directories go (local or gs://); created if absent.
+        version: the version to write; default (None) the next integer above the existing ones.
+        warmup_rows: held-out rows turned into warm-up requests (0 = no warm-up file).
+    """
+
+    job_dir: str
+    export_dir: str
+    version: int | None = None
+    warmup_rows: int = DEFAULT_WARMUP_ROWS
+
+    def __post_init__(self) -> None:
+        storage.check_uri(self.job_dir, "--job-dir")
+        storage.check_uri(self.export_dir, "--export-dir")
+        if self.version is not None and (
+            isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
+        ):
+            raise ConfigError(
+                f"Invalid value for `version`: {self.version!r}. Expected a positive integer "
+                "(TF Serving loads only integer-named versions) or None for the next one."
+            )
+        if isinstance(self.warmup_rows, bool) or not isinstance(self.warmup_rows, int) or not (
+            0 <= self.warmup_rows <= 1000
+        ):
+            raise ConfigError(
+                f"Invalid value for `warmup_rows`: {self.warmup_rows!r}. Expected an integer in [0, 1000]."
+            )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the version went and what it holds."""
+
+    version: int
+    path: str
+    signatures: dict[str, str]  # name -> method_name
+    warmup_records: int
+    metadata: dict[str, Any] = field(repr=False)
+    duration_s: float = 0.0
+
+
+def next_version(names: Iterable[str]) -> int:
+    """The next version after the integer-named entries of `names` (1 if there is none).
+
+    Non-integer names (staging directories, reports) are ignored, as TF Serving ignores them.
+    """
+    versions = [int(n) for n in names if n.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def existing_versions(export_dir: str) -> list[str]:
+    """The integer-named entries directly below `export_dir`."""
+    if storage.is_gcs(export_dir):
+        names = {path.split("/", 1)[0] for path in storage.list_files(export_dir)}
+    else:
+        names = set(os.listdir(export_dir)) if os.path.isdir(export_dir) else set()
+    return sorted((n for n in names if n.isdigit()), key=int)
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Export the latest valid checkpoint of `config.job_dir`; see the module docstring."""
+    from tfship.job import load_trained_job
+
+    return export_job(load_trained_job(config.job_dir), config)
+
+
+def export_job(job: Any, config: ExportConfig) -> ExportResult:
+    """Export an already loaded `TrainedJob` (or any object with the same attributes)."""
+    started = time.monotonic()
+    existing = existing_versions(config.export_dir)
+    version = config.version if config.version is not None else next_version(existing)
+    if any(int(n) == version for n in existing):
+        raise ConfigError(
+            f"Invalid value for `version`: {version} already exists in {config.export_dir}. "
+            "Pick another --version or omit it to take the next one."
+        )
+    target = storage.join(config.export_dir, str(version))
+    staging = _staging_dir(config.export_dir, version)
+    try:
+        signatures, records = _write_savedmodel(job, staging, config.warmup_rows)
+        metadata = _metadata(job, version, signatures, records)
+        storage.write_text(os.path.join(staging, METADATA_FILE), json.dumps(metadata, indent=2, sort_keys=True))
+        _finalize(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(version, target, signatures, records, metadata, time.monotonic() - started)
+
+
+def _staging_dir(export_dir: str, version: int) -> str:
+    prefix = f"{STAGING_PREFIX}{version}-"
+    if storage.is_gcs(export_dir):
+        return tempfile.mkdtemp(prefix=f"tfship-export{prefix}")
+    os.makedirs(export_dir, exist_ok=True)
+    return os.path.join(export_dir, prefix + uuid.uuid4().hex[:12])
+
+
+def _write_savedmodel(job: Any, staging: str, warmup_rows: int) -> tuple[dict[str, str], int]:
+    """Save, fix method names, write warm-up records, then load and replay as TF Serving would."""
+    import tensorflow as tf
+    from tfship import warmup
+    from tfship.savedmodel import load_session_model
+    from tfship.signatures import ServingModule, example_method, example_signature_name
+
+    schema = job.schema
+    module = ServingModule(job.preprocessor, job.model, dict(schema.features), schema.task, job.class_names)
+    tf.saved_model.save(module, staging, signatures=module.signatures())
+    set_method_names(staging, module.method_names())
+    records = []
+    if warmup_rows:
+        rows = job.heldout_rows(warmup_rows)
+        if rows:
+            records = warmup.build_records(
+                rows, dict(schema.features), example_signature_name(schema.task), example_method(schema.task)
+            )
+            warmup.write_warmup_file(staging, records)
+    with load_session_model(staging) as model:
+        for index, record in enumerate(records):
+            try:
+                warmup.replay(model, record)
+            except Exception as error:
+                raise ModelError(f"The exported model fails warm-up record {index}: {error}") from error
+        signatures = {name: sig.method_name for name, sig in model.signatures.items()}
+    return signatures, len(records)
+
+
+def set_method_names(saved_model_dir: str, method_names: dict[str, str]) -> None:
+    """Rewrite signature method names in saved_model.pb (tf.saved_model.save writes predict only).
+
+    TF Serving's Classify and Regress APIs refuse a signature whose method_name is not
+    classify/regress. fingerprint.pb hashes saved_model.pb, so it is rewritten to match.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(path, "rb") as handle:
+        proto.ParseFromString(handle.read())
+    for meta_graph in proto.meta_graphs:
+        for name, method in method_names.items():
+            meta_graph.signature_def[name].method_name = method
+    with open(path, "wb") as handle:
+        handle.write(proto.SerializeToString())
+    fingerprint = os.path.join(saved_model_dir, "fingerprint.pb")
+    try:
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+        data = fingerprinting.CreateFingerprintDef(saved_model_dir)
+    except Exception:  # a private API: without it, drop the (optional) stale fingerprint
+        if os.path.exists(fingerprint):
+            os.remove(fingerprint)
+        return
+    with open(fingerprint, "wb") as handle:
+        handle.write(data)
+
+
+def _metadata(job: Any, version: int, signatures: dict[str, str], records: int) -> dict[str, Any]:
+    import tensorflow as tf
+    import tfship
+
+    return {
+        "format": METADATA_FORMAT,
+        "version": version,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tfship_version": tfship.__version__,
+        "tensorflow_version": tf.__version__,
+        "job_dir": job.job_dir,
+        "checkpoint_step": int(job.step),
+        "schema": job.schema.to_dict(),
+        "class_names": list(job.class_names) if job.class_names is not None else None,
+        "metrics": job.metrics,
+        "fingerprints": job.fingerprints,
+        "signatures": signatures,
+        "warmup_records": records,
+    }
+
+
+def _finalize(staging: str, target: str) -> None:
+    """Make the staged version visible in one step (see the module docstring for gs://)."""
+    if storage.is_gcs(target):
+        if storage.list_files(target):
+            raise ConfigError(f"Invalid value for `version`: {target} already holds files.")
+        files = storage.list_files(staging)
+        last = [f for f in files if f == "saved_model.pb"]
+        storage.upload_tree(staging, target, [f for f in files if f not in last])
+        storage.upload_tree(staging, target, last)
+        return
+    try:
+        os.rename(staging, target)  # atomic; fails if `target` appeared meanwhile and is not empty
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot create version {target}: {error.strerror}. Another export may have taken it; "
+            "run again without --version to take the next one."
+        ) from error
+    fd = os.open(os.path.dirname(target) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename durable
+    finally:
+        os.close(fd)

@@ -1,0 +1,460 @@
+"""Run the chain of `tfship.chain` on this machine: each step a `tfship <step>` process.
+
+Used by `tfship run`, by the Airflow DAG in `local` mode and by the KFP pipeline's components, so
+the three run the same commands with the same retries and the same promotion gate. Each step is a
+separate process, exactly as in a container: the exit code is the contract (143 = preempted after a
+checkpoint, retried on the same job dir; 1 = a gate said no; 2 = bad input; both fail at once).
+
+Importing this module is cheap (no TensorFlow): the Airflow scheduler imports it with the DAG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from tfship import chain, storage
+from tfship.errors import ConfigError, DataError, TfshipError
+
+Echo = Callable[[str], None]
+
+# How many data rows become the canary's and validate's examples when the user gives none.
+EXAMPLE_ROWS = 64
+# TensorFlow's C++ start-up lines, printed before its logging honours TF_CPP_MIN_LOG_LEVEL; they
+# drown a step's progress on a terminal. Only these exact lines are dropped from the echo.
+_STARTUP_NOISE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|cudart_stub\.cc:\d+\] Could not find cuda drivers"
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit"
+    r"|port\.cc:\d+\] oneDNN custom operations are on"
+    r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized"
+    r"|To enable the following instructions: .* in other operations, rebuild TensorFlow)"
+)
+SERVER_START_TIMEOUT_S = 120.0
+
+
+class StepFailed(TfshipError):
+    """A step exited non-zero and is not retried (or ran out of retries)."""
+
+    def __init__(self, step: str, exit_code: int, attempts: int) -> None:
+        self.step = step
+        self.exit_code = exit_code
+        self.attempts = attempts
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"step `{step}` failed with exit code {exit_code}{tries}")
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def tfship_command() -> list[str]:
+    """The `tfship` command: `$TFSHIP_CLI` (the Airflow environment points it at .venv's), else
+    this interpreter's `python -m tfship.cli`."""
+    override = os.environ.get("TFSHIP_CLI")
+    if override:
+        return shlex.split(override)
+    return [sys.executable, "-m", "tfship.cli"]
+
+
+def launch(args: Sequence[str], *, prefix: str = "", echo: Echo = _print,
+           env: dict[str, str] | None = None) -> int:
+    """Run `tfship <args>` to completion, streaming its output line by line; return its exit code.
+
+    The one place tfship starts a step process (the server has its own, see `LocalServer`).
+    """
+    argv = [*tfship_command(), *args]
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if not _STARTUP_NOISE.search(line):
+            echo(f"{prefix}{line.rstrip()}")
+    return process.wait()
+
+
+@dataclass
+class StepResult:
+    name: str
+    exit_code: int
+    attempts: int
+    seconds: float
+
+
+def run_step(step: chain.Step, args: Sequence[str], *, echo: Echo = _print,
+             raise_on_failure: bool = True, retry: bool = True) -> StepResult:
+    """Run one step, re-running it while its exit code is retryable (`Step.is_retryable`).
+
+    `retry=False` runs it once: for an orchestrator (Airflow) that does the retrying itself.
+    """
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        code = launch(args, prefix=f"  [{step.name}] ", echo=echo)
+        if code == 0 or not retry or not step.is_retryable(code) or attempt > step.retries:
+            break
+        echo(f"  [{step.name}] exited {code} (retryable): attempt {attempt + 1} of "
+             f"{step.retries + 1} on the same directories")
+    result = StepResult(step.name, code, attempt, time.monotonic() - start)
+    if code != 0 and raise_on_failure:
+        raise StepFailed(step.name, code, attempt)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning: read the repository, write the contract and examples the run uses
+
+
+def repo_state(repo: str, name: str) -> tuple[list[int], int | None]:
+    """Every version number model `name` has used in the repository, and its `stable` version.
+
+    Versions that left models.config (unlabelled, unloaded) still count, and so do versions an
+    unfinished push has claimed: a new run must never reuse a number.
+    """
+    from tfship import model_config
+
+    config = model_config.read_models_config(repo)
+    versions = set(model_config.served_versions(config, name))
+    base = storage.join(repo, name)
+    for path in storage.list_files(base):
+        head = path.split("/", 1)[0]
+        if head.isdigit():  # <version>/saved_model.pb ...
+            versions.add(int(head))
+        elif path.startswith(".tfship/versions/") and path.endswith(".json"):  # push's claims
+            stem = path.rsplit("/", 1)[-1][: -len(".json")]
+            if stem.isdigit():
+                versions.add(int(stem))
+    return sorted(versions), model_config.version_labels(config, name).get("stable")
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time (UTC)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def plan(config: chain.ChainConfig, run_id: str) -> chain.RunPlan:
+    """Decide the run's version from the repository and write its default contract and examples.
+
+    Idempotent for a run: a retried plan of the same run finds the same files.
+    """
+    versions, stable = repo_state(config.repo, config.name)
+    # Versions exported into the repository's model folder by an earlier, unfinished push count too.
+    run_plan = chain.plan_run(config, run_id, versions, stable)
+    if not config.examples:
+        storage.write_text(run_plan.default_examples, examples_from_data(config.data, config.schema))
+    if not config.contract:
+        storage.write_text(run_plan.default_contract, contract_from_schema(config.schema))
+    return run_plan
+
+
+def _schema(schema_uri: str):
+    from tfship.schema import load_schema
+
+    return load_schema(schema_uri)
+
+
+def examples_from_data(data: str, schema_uri: str, rows: int = EXAMPLE_ROWS) -> str:
+    """JSONL of the first complete `rows` rows of the CSV data: features only, one object a line."""
+    schema = _schema(schema_uri)
+    files = storage.glob(data)
+    if not files:
+        raise DataError(f"No file matches --data {data!r}.")
+    first = files[0]
+    if not first.endswith(".csv"):
+        raise ConfigError(
+            f"Cannot derive canary examples from {first!r} (not CSV). Pass --examples with JSONL "
+            "or CSV rows of the model's inputs."
+        )
+    reader = csv.DictReader(io.StringIO(storage.read_text(first)))
+    missing = [c for c in schema.features if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"{first}: the schema's column(s) {missing} are not in the header.")
+    na = set(schema.na_values)
+    lines = []
+    for row in reader:
+        values = [row[c] for c in schema.features]
+        if any(v in na for v in values):
+            continue  # the canary compares versions; rows with missing cells add nothing there
+        # One value per example: the exported signature takes each feature with shape [-1].
+        example = {
+            c: row[c] if d == "string" else (float(row[c]) if d.startswith("float") else int(float(row[c])))
+            for c, d in schema.features.items()
+        }
+        lines.append(json.dumps(example))
+        if len(lines) == rows:
+            break
+    if not lines:
+        raise DataError(f"{first}: no complete row to use as an example.")
+    return "\n".join(lines) + "\n"
+
+
+def contract_from_schema(schema_uri: str) -> str:
+    """The signature contract a model exported for this schema must keep (YAML).
+
+    Inputs: the schema's features by name with their dtypes, one value per example (shape [-1]).
+    Outputs: what `tfship export` writes for the task (class ids, names and probabilities; or the
+    prediction); other outputs are allowed, and the baseline check catches a changed one.
+    """
+    import yaml
+
+    schema = _schema(schema_uri)
+    inputs = {name: {"dtype": dtype, "shape": [-1]} for name, dtype in schema.features.items()}
+    if schema.task == "classification":
+        outputs = {
+            "class_ids": {"dtype": "int64", "shape": [-1]},
+            "classes": {"dtype": "string", "shape": [-1]},
+            "probabilities": {"dtype": "float32", "shape": [-1, -1]},
+        }
+    else:
+        outputs = {}
+    contract = {
+        "signatures": {
+            "serving_default": {"inputs": inputs, "outputs": outputs, "allow_extra_outputs": True},
+        }
+    }
+    return yaml.safe_dump(contract, sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# The local server the canary talks to
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalServer:
+    """`tfship serve` on free loopback ports, as a child process; `stop()` ends it."""
+
+    process: subprocess.Popen
+    grpc_port: int
+    rest_port: int
+    log_path: str
+
+    @property
+    def target(self) -> str:
+        return f"grpc://127.0.0.1:{self.grpc_port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _label_ready(rest_port: int, name: str, label: str) -> bool:
+    url = f"http://127.0.0.1:{rest_port}/v1/models/{name}/labels/{label}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body = json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    states = [v.get("state") for v in body.get("model_version_status", [])]
+    return bool(states) and all(s == "AVAILABLE" for s in states)
+
+
+@contextlib.contextmanager
+def local_server(config: chain.ChainConfig, plan_: chain.RunPlan, *,
+                 labels: Sequence[str] = ("stable", "canary"),
+                 echo: Echo = _print) -> Iterator[LocalServer]:
+    """Start `tfship serve` over the repository, wait until `labels` serve, stop it on exit."""
+    grpc_port, rest_port = free_port(), free_port()
+    args = chain.step_args("serve", config, plan_, grpc_port=grpc_port, rest_port=rest_port)
+    log_path = storage.join(plan_.reports_dir, "serve.log") if not storage.is_gcs(plan_.reports_dir) \
+        else os.path.join(storage.local_cache_dir(plan_.reports_dir, "serve"), "serve.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "wb")
+    process = subprocess.Popen([*tfship_command(), *args], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server = LocalServer(process, grpc_port, rest_port, log_path)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not all(_label_ready(rest_port, config.name, label) for label in labels):
+            if process.poll() is not None:
+                raise StepFailed("serve", process.returncode, 1)
+            if time.monotonic() > deadline:
+                raise TfshipError(
+                    f"`tfship serve` did not serve {config.name} {list(labels)} within "
+                    f"{SERVER_START_TIMEOUT_S:.0f} s; see {log_path}"
+                )
+            time.sleep(0.2)
+        echo(f"  [serve] {config.name} serving on {server.target} (REST :{rest_port}); log {log_path}")
+        yield server
+    finally:
+        server.stop()
+        log.close()
+
+
+def run_canary(config: chain.ChainConfig, plan_: chain.RunPlan, *, target: str = "",
+               echo: Echo = _print) -> tuple[str, StepResult]:
+    """The canary step: against `target`, or against a local server started for it."""
+    step = chain.STEPS["canary"]
+    if target:
+        result = run_step(step, chain.step_args("canary", config, plan_, target=target),
+                          echo=echo, raise_on_failure=False)
+    else:
+        with local_server(config, plan_, echo=echo) as server:
+            result = run_step(step, chain.step_args("canary", config, plan_, target=server.target),
+                              echo=echo, raise_on_failure=False)
+    if result.exit_code not in (0, 1):
+        raise StepFailed("canary", result.exit_code, result.attempts)
+    return chain.verdict_from_exit_code(result.exit_code), result
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-worker train on a cluster: a Kubeflow TFJob
+
+
+TFJOB_API = ("kubeflow.org", "v1", "tfjobs")
+
+
+def run_tfjob(api: Any, body: dict, *, poll_s: float = 15.0, timeout_s: float = 6 * 3600,
+              echo: Echo = _print) -> str:
+    """Create the TFJob `body` (from `chain.render_tfjob`) and wait until it succeeds or fails.
+
+    `api` is a kubernetes `CustomObjectsApi` (the Airflow task passes its hook's, the KFP component
+    the in-cluster one). Idempotent for a run: a retried task finds the TFJob it created (HTTP 409)
+    and waits on it. Raises `StepFailed` when the job fails or times out.
+    """
+    group, version, plural = TFJOB_API
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    try:
+        api.create_namespaced_custom_object(group, version, namespace, plural, body)
+        echo(f"  [train] TFJob {namespace}/{name} created ({body['spec']['tfReplicaSpecs']['Worker']['replicas']} workers)")
+    except Exception as error:  # the client's ApiException; 409 = this run's job already exists
+        if getattr(error, "status", None) != 409:
+            raise
+        echo(f"  [train] TFJob {namespace}/{name} exists: waiting on it")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = chain.tfjob_state(api.get_namespaced_custom_object(group, version, namespace, plural, name))
+        if state == "Succeeded":
+            return state
+        if state == "Failed" or time.monotonic() > deadline:
+            raise StepFailed("train", 1, 1)
+        time.sleep(poll_s)
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole chain
+
+
+@dataclass
+class ChainSummary:
+    plan: chain.RunPlan
+    steps: list[StepResult] = field(default_factory=list)
+    verdict: str | None = None
+    decision: chain.Decision | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.plan.run_id,
+            "run_dir": self.plan.run_dir,
+            "version": self.plan.version,
+            "previous_stable": self.plan.stable,
+            "verdict": self.verdict,
+            "promoted": bool(self.decision and self.decision.promote),
+            "decision": self.decision.reason if self.decision else None,
+            "metrics": self.metrics,
+            "steps": [vars(s) for s in self.steps],
+            "seconds": round(self.seconds, 2),
+            "reports": {
+                "validate": self.plan.validate_report,
+                "canary": self.plan.canary_report_dir,
+            },
+        }
+
+
+def _read_metrics(plan_: chain.RunPlan) -> dict[str, Any]:
+    uri = storage.join(plan_.job_dir, "metrics.json")
+    try:
+        return json.loads(storage.read_text(uri))
+    except (TfshipError, ValueError):
+        return {}
+
+
+def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_target: str = "",
+              echo: Echo = _print) -> ChainSummary:
+    """Run every step of `chain.CHAIN` for one run; raise `StepFailed` when a step fails.
+
+    A canary FAIL is not an exception: the summary says FAIL and nothing is promoted.
+    """
+    start = time.monotonic()
+    run_plan = plan(config, run_id or new_run_id())
+    summary = ChainSummary(run_plan)
+    echo(f"tfship run {run_plan.run_id}: version {run_plan.version} of {config.name!r} "
+         f"into {config.repo} (run folder {run_plan.run_dir})")
+    if run_plan.first_version:
+        echo("  no stable version yet: this first version is promoted after validation, "
+             "without a canary")
+    steps = chain.steps_for(run_plan)
+    for index, step in enumerate(steps, 1):
+        if step.name == "train":
+            step = chain.train_step(config)
+        if step.service:
+            continue  # started around the steps that use it
+        if step.name == "promote":
+            summary.decision = chain.promotion_decision(run_plan, summary.verdict)
+            echo(f"[{index}/{len(steps)}] gate: {summary.decision.reason}")
+            if not summary.decision.promote:
+                break
+        echo(f"[{index}/{len(steps)}] {step.name}")
+        if step.name == "canary":
+            summary.verdict, result = run_canary(config, run_plan, target=serving_target, echo=echo)
+        else:
+            result = run_step(step, chain.step_args(step.name, config, run_plan), echo=echo)
+        summary.steps.append(result)
+        echo(f"[{index}/{len(steps)}] {step.name} done in {result.seconds:.1f} s")
+        if step.name == "train":
+            summary.metrics = _read_metrics(run_plan)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def format_summary(summary: ChainSummary) -> str:
+    """The few lines `tfship run` ends with."""
+    plan_ = summary.plan
+    metrics = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in summary.metrics.items() if isinstance(v, (int, float))
+    ) or "(none)"
+    lines = [
+        f"Summary of run {plan_.run_id} ({summary.seconds:.1f} s)",
+        f"  metrics:  {metrics}",
+        f"  pushed:   version {plan_.version}" + ("" if plan_.stable is None else f" (stable was {plan_.stable})"),
+        f"  verdict:  {summary.verdict or 'no canary (first version)'}",
+        f"  decision: {summary.decision.reason if summary.decision else 'not reached'}",
+        f"  reports:  {plan_.reports_dir}",
+        "  steps:    " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in summary.steps),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The model body: a built-in family, or the user's own `module:function`.
+
+A model maps the preprocessor's output (one `[batch, 1]` input per schema feature: float32 for
+numeric features, int64 ids for categorical ones, 0 = out of vocabulary) to logits
+`[batch, n_classes]` for classification or `[batch, 1]` for regression. A user function receives
+a `ModelContext` and returns such a Keras model::
+
+    def my_model(ctx: tfship.models.ModelContext) -> keras.Model:
+        inputs = ctx.keras_inputs()
+        x = keras.layers.Concatenate()([ctx.dense(inputs, name) for name in inputs])
+        return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs)(x))
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from tfship.errors import ModelError
+from tfship.schema import Schema
+
+BUILTIN_MODELS = ("mlp", "linear")
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a model function needs: the schema, hyper-parameters and vocabulary sizes."""
+
+    schema: Schema
+    vocabulary_sizes: dict[str, int]
+    num_outputs: int
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def keras_inputs(self) -> dict[str, keras.KerasTensor]:
+        """One Keras input per feature, named and typed as the preprocessor emits them."""
+        return {
+            name: keras.Input(shape=(1,), name=name, dtype="int64" if dtype == "string" else "float32")
+            for name, dtype in self.schema.features.items()
+        }
+
+    def dense(self, inputs: dict[str, keras.KerasTensor], name: str) -> keras.KerasTensor:
+        """A feature as dense floats: numeric as is, categorical through an embedding."""
+        if name not in self.vocabulary_sizes:
+            return inputs[name]
+        size = self.vocabulary_sizes[name] + 1  # + the out-of-vocabulary id 0
+        dim = int(self.hparams.get("embedding_dim", min(8, size)))
+        embedded = keras.layers.Embedding(size, dim, name=f"{name}_embedding")(inputs[name])
+        return keras.layers.Flatten(name=f"{name}_flat")(embedded)
+
+
+def mlp(ctx: ModelContext) -> keras.Model:
+    """Dense ReLU layers (`hidden_units`, default [64, 32]) with optional `dropout`."""
+    inputs = ctx.keras_inputs()
+    x = keras.layers.Concatenate(name="features")([ctx.dense(inputs, n) for n in inputs])
+    for index, units in enumerate(ctx.hparams.get("hidden_units", [64, 32])):
+        x = keras.layers.Dense(int(units), activation="relu", name=f"hidden_{index}")(x)
+        if ctx.hparams.get("dropout"):
+            x = keras.layers.Dropout(float(ctx.hparams["dropout"]), name=f"dropout_{index}")(x)
+    return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs, name="logits")(x), name="mlp")
+
+
+def linear(ctx: ModelContext) -> keras.Model:
+    """A linear model over the (embedded) features."""
+    return mlp(ModelContext(ctx.schema, ctx.vocabulary_sizes, ctx.num_outputs, {**ctx.hparams, "hidden_units": []}))
+
+
+def resolve_model_fn(spec: str) -> Any:
+    """`mlp` / `linear`, or `package.module:function`; fails with one line naming the problem."""
+    if spec in BUILTIN_MODELS:
+        return globals()[spec]
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ModelError(
+            f"Invalid --model {spec!r}: expected one of {', '.join(BUILTIN_MODELS)} "
+            "or 'package.module:function'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # ImportError, or the user's module failing at import
+        raise ModelError(f"Cannot import --model {spec!r}: {type(error).__name__}: {error}") from error
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ModelError(f"Invalid --model {spec!r}: module {module_name!r} has no function {attribute!r}.")
+    return function
+
+
+def build_model(spec: str, ctx: ModelContext) -> keras.Model:
+    """Build the model body and check that it fits the preprocessor's output."""
+    model = resolve_model_fn(spec)(ctx)
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"--model {spec!r} returned {type(model).__name__}; expected a keras.Model.")
+    expected = set(ctx.schema.features)
+    names = set(model.input_names if hasattr(model, "input_names") else [])
+    if names and names != expected:
+        raise ModelError(
+            f"--model {spec!r}: the model's inputs {sorted(names)} differ from the schema's features "
+            f"{sorted(expected)}."
+        )
+    return model

@@ -1,0 +1,36 @@
+"""`tfship serve`: a local server that speaks TF Serving's gRPC and REST API over a model repository.
+
+Production runs TF Serving itself; this server answers the same API over the same repository for
+the embedded chain, development and tests (see docs/serve-canary.md)::
+
+    from tfship.serving import serve
+    with serve("/models", grpc_port=0, rest_port=0) as server:
+        print(server.grpc_address, server.rest_url)
+
+Modules, one job each: `config` (ServeConfig, Fault), `plan` (what to serve, pure), `manager`
+(load / label / unload), `inference` (Predict, Classify, Regress, metadata), `tensors` and
+`rest_json` (wire formats), `grpc_api` and `rest_api` (transports), `server` (start and stop).
+Names are resolved lazily: importing this package does not import gRPC or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "serve": "tfship.serving.server",
+    "start_server": "tfship.serving.server",
+    "ServerHandle": "tfship.serving.server",
+    "ServeConfig": "tfship.serving.config",
+    "Fault": "tfship.serving.config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfship.serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

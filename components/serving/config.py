@@ -1,0 +1,142 @@
+"""What `tfship serve` is asked to do: `ServeConfig`, and `Fault`, its test-only fault injection."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tfship import storage
+from tfship.errors import ConfigError
+
+# TF Serving's defaults: gRPC on 8500, REST on 8501.
+DEFAULT_GRPC_PORT = 8500
+DEFAULT_REST_PORT = 8501
+
+
+def _check_port(name: str, value: int, allow_off: bool = False) -> None:
+    low = -1 if allow_off else 0
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
+        off = " or -1 (no REST server)" if allow_off else ""
+        raise ConfigError(
+            f"Invalid value for argument `{name}`. Received: {name}={value!r}. "
+            f"Expected a port number 1-65535, 0 (pick a free port){off}."
+        )
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault the server injects into one model version's inference calls. For tests only.
+
+    The canary's own tests need a candidate that is slow or that fails some requests, and a real
+    model that does either on demand does not exist. Status and metadata calls are not affected.
+
+    Attributes:
+        model: the model name.
+        version: the version the fault applies to.
+        latency_s: extra seconds before every Predict/Classify/Regress (bounded by the request's
+            deadline, after which the call ends DEADLINE_EXCEEDED as TF Serving's would).
+        error_rate: share of those calls (0-1) that fail with INTERNAL "injected fault".
+    """
+
+    model: str
+    version: int
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("Invalid fault: `model` is empty. Expected a model name.")
+        if not isinstance(self.version, int) or self.version < 0:
+            raise ConfigError(f"Invalid fault: version={self.version!r}. Expected an integer >= 0.")
+        if not 0 <= self.latency_s <= 3600:
+            raise ConfigError(f"Invalid fault: latency_s={self.latency_s!r}. Expected 0-3600 seconds.")
+        if not 0 <= self.error_rate <= 1:
+            raise ConfigError(f"Invalid fault: error_rate={self.error_rate!r}. Expected 0-1.")
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """`MODEL/VERSION:latency=0.05,error_rate=0.1` (the `--inject-fault` flag's syntax)."""
+        match = re.fullmatch(r"([^/:]+)/(\d+):(.+)", text.strip())
+        if not match:
+            raise ConfigError(
+                f"Invalid value for argument `--inject-fault`. Received: {text!r}. "
+                "Expected MODEL/VERSION:latency=SECONDS,error_rate=SHARE, e.g. default/124:latency=0.05."
+            )
+        values: dict[str, float] = {}
+        for item in match.group(3).split(","):
+            key, _, value = item.partition("=")
+            if key.strip() not in ("latency", "error_rate"):
+                raise ConfigError(
+                    f"Invalid value for argument `--inject-fault`. Received: {text!r}. Unknown key "
+                    f"{key.strip()!r}; expected latency= and/or error_rate=."
+                )
+            try:
+                values[key.strip()] = float(value)
+            except ValueError as error:
+                raise ConfigError(
+                    f"Invalid value for argument `--inject-fault`. Received: {text!r}. "
+                    f"{key.strip()}={value!r} is not a number."
+                ) from error
+        return cls(
+            model=match.group(1),
+            version=int(match.group(2)),
+            latency_s=values.get("latency", 0.0),
+            error_rate=values.get("error_rate", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How to serve a model repository over TF Serving's gRPC and REST API.
+
+    Attributes:
+        repo: the model repository (local path or gs://); its `models.config` names the models,
+            versions and labels to serve. An absent config serves nothing until one appears.
+        host: the interface to listen on (default loopback: the server has no authentication).
+        grpc_port: gRPC port; 0 picks a free one (the handle reports it). Default 8500.
+        rest_port: REST port; 0 picks a free one, -1 starts no REST server. Default 8501.
+        poll_seconds: how often models.config and the version directories are re-read; 0 reads
+            them once (TF Serving's `--model_config_file_poll_wait_seconds`). Default 1.
+        warmup: replay `assets.extra/tf_serving_warmup_requests` before a version serves
+            (TF Serving's `--enable_model_warmup`, default on).
+        workers: threads answering gRPC requests (REST uses one thread per connection).
+        cache_dir: where gs:// versions are downloaded (default: tfship's local cache).
+        faults: test-only fault injection, see `Fault`.
+    """
+
+    repo: str
+    host: str = "127.0.0.1"
+    grpc_port: int = DEFAULT_GRPC_PORT
+    rest_port: int = DEFAULT_REST_PORT
+    poll_seconds: float = 1.0
+    warmup: bool = True
+    workers: int = 32
+    cache_dir: str | None = None
+    faults: tuple[Fault, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.repo:
+            raise ConfigError("Invalid value for argument `repo`: it is empty. Expected a local path or gs:// URI.")
+        storage.check_uri(self.repo, "repo")
+        if not self.host:
+            raise ConfigError("Invalid value for argument `host`: it is empty. Expected e.g. 127.0.0.1.")
+        _check_port("grpc_port", self.grpc_port)
+        _check_port("rest_port", self.rest_port, allow_off=True)
+        if not 0 <= self.poll_seconds <= 86400:
+            raise ConfigError(
+                f"Invalid value for argument `poll_seconds`. Received: poll_seconds={self.poll_seconds!r}. "
+                "Expected 0 (read once) to 86400 seconds."
+            )
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 1024:
+            raise ConfigError(
+                f"Invalid value for argument `workers`. Received: workers={self.workers!r}. Expected 1-1024."
+            )
+        if not isinstance(self.faults, tuple):
+            object.__setattr__(self, "faults", tuple(self.faults))
+
+    def fault_for(self, model: str, version: int) -> Fault | None:
+        """The fault injected into `model` version `version`, if any."""
+        for fault in self.faults:
+            if fault.model == model and fault.version == version:
+                return fault
+        return None

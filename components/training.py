@@ -1,0 +1,353 @@
+"""The train step: stream the data, train, checkpoint every K steps, resume exactly.
+
+A run is keyed on its job directory: re-running with the same `job_dir` (a retry after
+preemption, a new machine, `kfp set_retry`, Airflow retries) restores the latest valid checkpoint
+and continues at the next step with the same batches, so with a fixed seed a killed-and-resumed
+run ends with the same weights as an uninterrupted one (op determinism is on).
+
+    import tfship
+    result = tfship.train(data="rows.csv", schema="schema.yaml", job_dir="/tmp/job", steps=500)
+    result.metrics["heldout_accuracy"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tfship import __version__, job, storage
+from tfship.errors import ConfigError, DataError, Preempted
+
+# Settings that must not change when a job directory is resumed.
+_RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer")
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"Invalid value for `{name}`: {value!r}. Expected an integer >= 1.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `tfship train` needs; invalid values are rejected when the object is built.
+
+    Args:
+        data: CSV or TFRecord file, directory or glob; local or gs://.
+        schema: the schema YAML (see `tfship.schema`).
+        job_dir: where checkpoints, logs and metrics go; local or gs://. The run's identity:
+            the same job_dir resumes.
+        model: `mlp`, `linear`, or `package.module:function` (see `tfship.models`).
+        steps: total optimizer steps (a resumed run counts the steps already done).
+        checkpoint_every: save every K steps (and at the last step, and on SIGTERM).
+        keep_checkpoints: how many recent checkpoints to keep.
+        batch_size: global batch size (split across replicas).
+        learning_rate: Adam's learning rate.
+        seed: seeds shuffling and initialisation; same seed, same weights.
+        hparams: model hyper-parameters, e.g. {"hidden_units": [64, 32], "dropout": 0.1}.
+        holdout_every: every N-th row of each file is held out for evaluation.
+        shuffle_buffer: rows in the shuffle buffer (memory and checkpoint size grow with it).
+        log_every: steps between progress lines and TensorBoard scalars.
+    """
+
+    data: str
+    schema: str
+    job_dir: str
+    model: str = "mlp"
+    steps: int = 1000
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    holdout_every: int = 5
+    shuffle_buffer: int = 10_000
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        storage.check_uri(self.data, "--data")
+        storage.check_uri(self.schema, "--schema")
+        storage.check_uri(self.job_dir, "--job-dir")
+        for name in ("steps", "checkpoint_every", "keep_checkpoints", "batch_size", "shuffle_buffer", "log_every"):
+            _positive(name, getattr(self, name))
+        if not isinstance(self.holdout_every, int) or self.holdout_every < 2:
+            raise ConfigError(f"Invalid value for `holdout_every`: {self.holdout_every!r}. Expected an integer >= 2.")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ConfigError(f"Invalid value for `learning_rate`: {self.learning_rate!r}. Expected a number > 0.")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"Invalid value for `seed`: {self.seed!r}. Expected an integer.")
+        object.__setattr__(self, "hparams", dict(self.hparams))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports; `metrics` is also in `<job_dir>/metrics.json`."""
+
+    job_dir: str
+    step: int
+    resumed_from: int | None
+    checkpoint: str
+    metrics: dict[str, Any]
+
+
+def train(data: str, schema: str, job_dir: str, **options: Any) -> TrainResult:
+    """Train a model (see `TrainConfig` for the options); resumes if `job_dir` holds a run."""
+    return run_training(TrainConfig(data=data, schema=schema, job_dir=job_dir, **options))
+
+
+def _code_fingerprint(model_spec: str) -> str:
+    from tfship.models import resolve_model_fn
+
+    digest = hashlib.sha256(f"tfship {__version__}\n".encode())
+    function = resolve_model_fn(model_spec)
+    try:
+        import inspect
+
+        digest.update(inspect.getsource(function).encode())
+    except (OSError, TypeError):
+        digest.update(model_spec.encode())
+    return digest.hexdigest()
+
+
+def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, dict[str, str]]:
+    """Load or create the job description: schema, data files, statistics, vocabulary files.
+
+    Every start analyses the data (validating every row). A new job records what it learned; a
+    resumed job must see the same data (the iterator position in its checkpoint refers to it)
+    and reuses the recorded statistics.
+    """
+    import tempfile
+
+    from tfship.data import FeatureStats, analyze, resolve_files
+    from tfship.preprocessing import write_vocabularies
+    from tfship.schema import Schema, load_schema
+
+    schema = load_schema(config.schema)
+    files = resolve_files(config.data)
+    # Every start validates every row, so bad data fails here, before any checkpoint is touched.
+    stats = analyze(files, schema, config.holdout_every)
+    existing = job.read_job_file(config.job_dir)
+    wanted = {k: v for k, v in asdict(config).items() if k in _RESUME_KEYS}
+    if existing is not None:
+        recorded = {k: existing["config"].get(k) for k in _RESUME_KEYS}
+        changed = [f"{k}: {recorded[k]!r} -> {wanted[k]!r}" for k in _RESUME_KEYS if recorded[k] != wanted[k]]
+        if Schema.from_dict(existing["schema"]) != schema:
+            changed.append("the schema")
+        if existing["fingerprints"]["data"] != stats.fingerprint:
+            changed.append("the data (its content fingerprint differs)")
+        if changed:
+            raise ConfigError(
+                f"--job-dir {config.job_dir} holds a run with other settings ({'; '.join(changed)}). "
+                "Use a new --job-dir, or the original settings to resume."
+            )
+        # The recorded statistics, so the rebuilt model is exactly the one checkpointed.
+        stats = FeatureStats.from_dict(existing["stats"])
+        return schema, files, stats, job.fetch_vocabularies(config.job_dir, existing)
+    local = job.local_mirror(config.job_dir) if is_chief else tempfile.mkdtemp(prefix="tfship-worker-")
+    vocabulary_files = write_vocabularies(stats, os.path.join(local, job.VOCABULARY_DIR))
+    if is_chief:
+        description = {
+            "tfship_version": __version__,
+            "config": {**asdict(config), "hparams": dict(config.hparams)},
+            "schema": schema.to_dict(),
+            "stats": stats.to_dict(),
+            "fingerprints": {"data": stats.fingerprint, "code": _code_fingerprint(config.model)},
+        }
+        if storage.is_gcs(config.job_dir):
+            storage.upload_tree(os.path.join(local, job.VOCABULARY_DIR), storage.join(config.job_dir, job.VOCABULARY_DIR))
+        # Written last: its presence means the job's statistics and vocabularies are complete.
+        storage.write_text(storage.join(config.job_dir, job.JOB_FILE), json.dumps(description, indent=2))
+    return schema, files, stats, vocabulary_files
+
+
+def run_training(config: TrainConfig) -> TrainResult:
+    """Run (or resume) training as configured; raises `Preempted` after a SIGTERM checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    from tfship.checkpoint_policy import FixedIntervalPolicy
+    from tfship.checkpointing import CheckpointStore, variables_of
+    from tfship.data import make_dataset
+    from tfship.distribute import cluster_role, strategy_from_environment
+    from tfship.models import ModelContext, build_model
+    from tfship.preemption import watch_sigterm
+    from tfship.preprocessing import Preprocessor
+    from tfship.progress import StepProgress
+
+    role = cluster_role()
+    strategy = strategy_from_environment(role)  # first: MultiWorkerMirroredStrategy must precede other ops
+    tf.config.experimental.enable_op_determinism()
+    progress = StepProgress(config.steps, config.log_every)
+    policy = FixedIntervalPolicy(config.checkpoint_every, config.steps)
+
+    schema, files, stats, vocabulary_files = _prepare_job(config, role.is_chief)
+    preprocessor = Preprocessor(schema, stats, vocabulary_files)
+    classification = schema.task == "classification"
+
+    # Seeded right before the model is built: storage clients and retries may draw from Python's
+    # global random generator, and initial weights must not depend on where the data lives.
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
+        model = build_model(config.model, ctx)
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer.build(model.trainable_variables)
+        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+    def encode(features: dict[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return preprocessor(features), preprocessor.encode_label(label)
+
+    train_ds = make_dataset(
+        files, schema, config.batch_size, config.holdout_every, "train", config.seed, config.shuffle_buffer
+    ).map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if role.num_workers > 1:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(options)
+    # The input position is checkpointed with the iterator where TensorFlow can save it (one
+    # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
+    # position is a function of the step: the deterministic stream is skipped to it on resume.
+    save_iterator = role.num_workers == 1
+    state: dict[str, Any] = {"step": step_counter, "model": variables_of(model), "optimizer": variables_of(optimizer)}
+    if save_iterator:
+        iterator = iter(strategy.experimental_distribute_dataset(train_ds))
+        state["iterator"] = iterator
+    checkpoint = tf.train.Checkpoint(**state)
+    mirror = job.local_mirror(config.job_dir)
+    store = CheckpointStore(
+        checkpoint,
+        os.path.join(mirror, job.CHECKPOINT_DIR),
+        storage.join(config.job_dir, job.CHECKPOINT_DIR) if storage.is_gcs(config.job_dir) else None,
+        max_to_keep=config.keep_checkpoints,
+        is_chief=role.is_chief,
+    )
+    restored = store.restore_latest()
+    start = int(step_counter.numpy())
+    if not save_iterator:
+        iterator = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
+    resumed_from = start if restored else None
+    progress.event("start", job_dir=config.job_dir, steps=config.steps, resumed_from=resumed_from,
+                   replicas=strategy.num_replicas_in_sync, workers=role.num_workers)
+
+    loss_object = (
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+        if classification
+        else keras.losses.MeanSquaredError(reduction=None)
+    )
+
+    @tf.function
+    def train_step(batches: Any) -> tf.Tensor:
+        def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                outputs = model(features, training=True)
+                targets = labels if classification else tf.reshape(labels, [-1, 1])
+                loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=config.batch_size)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss
+
+        features, labels = next(batches)
+        per_replica = strategy.run(replica_step, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    writer = (
+        tf.summary.create_file_writer(os.path.join(mirror, job.LOG_DIR))
+        if role.is_chief
+        else tf.summary.create_noop_writer()
+    )
+
+    def save(step: int) -> str:
+        began = time.monotonic()
+        step_counter.assign(step)
+        writer.flush()
+        path = store.save(step)
+        if role.is_chief and storage.is_gcs(config.job_dir):
+            storage.upload_tree(os.path.join(mirror, "logs"), storage.join(config.job_dir, "logs"))
+        progress.event("checkpoint", step=step, path=path, seconds=round(time.monotonic() - began, 3))
+        return path
+
+    last_path = restored or ""
+    began = time.monotonic()
+    with watch_sigterm() as watcher:
+        for step in range(start + 1, config.steps + 1):
+            try:
+                loss = train_step(iterator)
+            except tf.errors.InvalidArgumentError as error:
+                raise DataError(f"Reading --data {config.data} failed at step {step}: "
+                                f"{error.message.splitlines()[0]}") from error
+            if step % config.log_every == 0 or step == config.steps:
+                value = float(loss)
+                with writer.as_default():
+                    tf.summary.scalar("loss", value, step=step)
+                elapsed = time.monotonic() - began
+                progress.update(step, loss=value, steps_per_sec=(step - start) / elapsed, elapsed=elapsed)
+            if policy.should_save(step):
+                last_path = save(step)
+            if watcher.preempted:
+                if not policy.should_save(step):
+                    last_path = save(step)
+                progress.event("preempted", step=step, checkpoint=last_path)
+                if role.num_workers == 1 or role.is_chief:
+                    raise Preempted(
+                        f"SIGTERM at step {step}: checkpoint {last_path} saved; re-run with the same "
+                        f"--job-dir {config.job_dir} to resume."
+                    )
+                raise Preempted(f"SIGTERM at step {step}; the chief's checkpoint is the one to resume.")
+    elapsed = time.monotonic() - began
+    if start >= config.steps and not last_path:
+        last_path = store.latest or ""
+
+    metrics = _evaluate(model, preprocessor, files, schema, config, loss_object, classification)
+    metrics.update(
+        step=config.steps,
+        train_rows=stats.train_rows,
+        heldout_rows=stats.heldout_rows,
+        steps_per_sec=round((config.steps - start) / elapsed, 3) if config.steps > start and elapsed > 0 else None,
+    )
+    if role.is_chief:
+        with writer.as_default():
+            for name, value in metrics.items():
+                if name.startswith("heldout_") and isinstance(value, float):
+                    tf.summary.scalar(name, value, step=config.steps)
+        writer.flush()
+        if storage.is_gcs(config.job_dir):
+            storage.upload_tree(os.path.join(mirror, "logs"), storage.join(config.job_dir, "logs"))
+        storage.write_text(storage.join(config.job_dir, job.METRICS_FILE), json.dumps(metrics, indent=2))
+    progress.event("done", **metrics)
+    return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
+
+
+def _evaluate(model, preprocessor, files, schema, config, loss_object, classification) -> dict[str, Any]:
+    """Loss and the task's metric on the held-out rows (accuracy, or MAE and RMSE)."""
+    import tensorflow as tf
+
+    from tfship.data import make_dataset
+
+    heldout = make_dataset(files, schema, 256, config.holdout_every, "heldout", config.seed)
+    total = count = correct = abs_error = sq_error = 0.0
+    for features, labels in heldout:
+        outputs = model(preprocessor(features), training=False)
+        targets = preprocessor.encode_label(labels)
+        if classification:
+            total += float(tf.reduce_sum(loss_object(targets, outputs)))
+            correct += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs, -1), targets), tf.float32)))
+        else:
+            error = tf.reshape(outputs, [-1]) - targets
+            total += float(tf.reduce_sum(tf.square(error)))
+            abs_error += float(tf.reduce_sum(tf.abs(error)))
+            sq_error += float(tf.reduce_sum(tf.square(error)))
+        count += float(tf.shape(labels)[0])
+    if count == 0:
+        return {"heldout_loss": None}
+    metrics: dict[str, Any] = {"heldout_loss": total / count}
+    if classification:
+        metrics["heldout_accuracy"] = correct / count
+    else:
+        metrics["heldout_mae"] = abs_error / count
+        metrics["heldout_rmse"] = (sq_error / count) ** 0.5
+    return metrics

@@ -1,0 +1,270 @@
+"""The `tfship_retrain` DAG: imports, its graph is the chain, its pods, and a real local run.
+
+Only the GKE cluster is absent: pods are built (`build_pod_request_obj`, with a dummy kubeconfig)
+and inspected, never submitted; the pod-status objects fed to the exit-code check stand in for what
+the cluster would report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+import kubernetes_validate
+from kubernetes.client import ApiClient
+from kubernetes.client import models as k8s
+
+from tfship import chain
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+DAG_ID = "tfship_retrain"
+DUMMY_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def load_dag(monkeypatch, mode: str):
+    monkeypatch.setenv("TFSHIP_DAG_MODE", mode)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+@pytest.mark.parametrize("mode", ["local", "kubernetes"])
+def test_dag_files_import_without_errors(monkeypatch, mode):
+    dag = load_dag(monkeypatch, mode)
+    assert mode in dag.tags
+    assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "workspace"}
+    # Scheduled, and triggered by new data through an Asset.
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["tfship_training_data"]
+    assert dag.timetable.timetable.expression == "0 3 * * 1"
+
+
+def test_bad_mode_is_an_import_error(monkeypatch):
+    monkeypatch.setenv("TFSHIP_DAG_MODE", "cloud")
+    bag = DagBag(dag_folder=str(DAGS))
+    assert "Received: 'cloud'. Expected 'kubernetes' or 'local'" in next(iter(bag.import_errors.values()))
+
+
+@pytest.mark.parametrize("mode", ["local", "kubernetes"])
+def test_task_graph_is_the_chain(monkeypatch, mode):
+    dag = load_dag(monkeypatch, mode)
+    jobs = [s.name for s in chain.job_steps()]
+    assert set(dag.task_ids) == {"plan", "first_version", *jobs}
+    # plan -> train -> export -> validate -> push -> first_version -> {canary -> promote, promote}
+    line = ["train", "export", "validate", "push", "first_version"]
+    for before, after in zip(line, line[1:]):
+        assert dag.get_task(before).downstream_task_ids == {after}, before
+    assert dag.get_task("first_version").downstream_task_ids == {"canary", "promote"}
+    assert dag.get_task("canary").downstream_task_ids == {"promote"}
+    assert dag.get_task("promote").trigger_rule == "none_failed_min_one_success"
+    assert dag.get_task("train").retries == chain.STEPS["train"].retries
+    for name in ("export", "validate", "canary", "promote"):
+        assert dag.get_task(name).retries == 0, name
+
+
+@pytest.fixture(scope="module")
+def plan_doc(tmp_path_factory, tfship_cli) -> dict:
+    """A real plan: `tfship run --plan-only` (.venv's CLI) on the demo data."""
+    work = tmp_path_factory.mktemp("plan")
+    done = subprocess.run(
+        [tfship_cli, "run", "--plan-only", "--run-dir", str(work), "--run-id", "r1",
+         "--target", chain.DEFAULT_SERVING_TARGET],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class _PlanXCom:
+    """The one piece of a task instance that templates read: the plan task's XCom."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+
+    def xcom_pull(self, task_ids: str):
+        assert task_ids == "plan"
+        return self.doc
+
+
+def built_pods(dag, plan_doc: dict, tmp_path: Path) -> dict[str, k8s.V1Pod]:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(DUMMY_KUBECONFIG)
+    params = {k: v for k, v in dag.params.dump().items()}
+    params["gpu_type"] = "nvidia-l4"
+    pods = {}
+    for task in dag.tasks:
+        if not hasattr(task, "build_pod_request_obj"):
+            continue
+        task.config_file = str(kubeconfig)
+        context = {"params": params, "ti": _PlanXCom(plan_doc), "task_instance": _PlanXCom(plan_doc),
+                   "run_id": "manual__2025-01-02T03:04:05+00:00"}
+        task.render_template_fields(context)
+        pods[task.task_id] = task.build_pod_request_obj()
+    return pods
+
+
+def test_kubernetes_pods_carry_the_chain_arguments_and_gpu_placement(monkeypatch, plan_doc, tmp_path):
+    dag = load_dag(monkeypatch, "kubernetes")
+    pods = built_pods(dag, plan_doc, tmp_path)
+    assert set(pods) == {"plan", *plan_doc["args"]}
+    for name, pod in pods.items():
+        container = pod.spec.containers[0]
+        resources = container.resources
+        step = chain.STEPS.get(name)
+        if step is not None:
+            assert container.args == plan_doc["args"][name], name
+            # (native template rendering turns "4" into 4: the same quantity to Kubernetes)
+            assert {k: str(v) for k, v in resources.requests.items()} == {
+                "cpu": step.cpu, "memory": step.memory}, name
+        if name == "train":
+            assert container.image == chain.DEFAULT_GPU_IMAGE
+            assert str(resources.limits["nvidia.com/gpu"]) == "1"
+            assert pod.spec.node_selector["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+            assert pod.spec.node_selector["cloud.google.com/gke-spot"] == "true"
+            assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule"
+                       for t in pod.spec.tolerations)
+        else:
+            assert container.image == chain.DEFAULT_IMAGE, name
+            assert "nvidia.com/gpu" not in (resources.limits or {}), name
+            assert not pod.spec.node_selector, name
+            assert not pod.spec.tolerations, name
+        # What the provider would send is a valid Pod for the Kubernetes API.
+        kubernetes_validate.validate(ApiClient().sanitize_for_serialization(pod), "1.33", strict=True)
+    plan_args = pods["plan"].spec.containers[0].args
+    assert plan_args[:2] == ["run", "--plan-only"]
+    assert plan_args[plan_args.index("--run-id") + 1] == "manual__2025-01-02T03-04-05-00-00"
+    assert plan_args[-2:] == ["--plan-out", "/airflow/xcom/return.json"]
+
+
+def _finished_pod(exit_code: int | None) -> k8s.V1Pod:
+    """What the cluster reports for a finished (or lost) step pod."""
+    state = (k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code))
+             if exit_code is not None else k8s.V1ContainerState())
+    status = k8s.V1ContainerStatus(name="base", image="i", image_id="", ready=False,
+                                   restart_count=0, state=state)
+    return k8s.V1Pod(status=k8s.V1PodStatus(phase="Failed", container_statuses=[status]))
+
+
+@pytest.mark.parametrize(
+    ("step", "exit_code", "raised"),
+    [
+        ("train", 143, AirflowException),      # preempted: Airflow retries it
+        ("train", None, AirflowException),     # the spot node vanished with the pod
+        ("train", 2, AirflowFailException),    # bad input: fail fast
+        ("validate", 1, AirflowFailException),
+        ("canary", 1, AirflowFailException),   # FAIL: no retry, no promotion
+        ("export", 143, AirflowFailException),
+    ],
+)
+def test_only_retryable_exit_codes_are_retried(monkeypatch, step, exit_code, raised):
+    monkeypatch.setenv("TFSHIP_DAG_MODE", "kubernetes")
+    module = _dag_module()
+    code = module.container_exit_code(_finished_pod(exit_code))
+    assert code == exit_code
+    with pytest.raises(raised) as info:
+        module._fail_or_retry(chain.STEPS[step], code)
+    assert info.type is raised
+
+
+def _dag_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tfship_retrain_dag", DAGS / "tfship_retrain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# The local mode, end to end: `airflow dags test` runs the whole chain with SQLite.
+
+
+def dags_test(env: dict, work: Path, conf: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [env["AIRFLOW_BIN"], "dags", "test", DAG_ID, "-c", json.dumps(conf)],
+        env={**env, "TFSHIP_DAG_MODE": "local"}, capture_output=True, text=True, timeout=600,
+        cwd=work,
+    )
+
+
+def task_states(env: dict) -> dict[str, dict[str, str]]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"], "airflow.db")) as db:
+        rows = db.execute("SELECT run_id, task_id, state FROM task_instance").fetchall()
+    runs: dict[str, dict[str, str]] = {}
+    for run_id, task_id, state in rows:
+        runs.setdefault(run_id, {})[task_id] = state
+    return runs
+
+
+def stable_version(python: str, repo: Path, name: str) -> int | None:
+    done = subprocess.run(
+        [python, "-c",
+         "import sys; from tfship import model_config as mc; "
+         "print(mc.version_labels(mc.read_models_config(sys.argv[1]), sys.argv[2]).get('stable'))",
+         str(repo), name],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    value = done.stdout.strip()
+    return None if value == "None" else int(value)
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_runs_the_whole_chain_locally(airflow_home, tfship_python, tmp_path):
+    write = subprocess.run(
+        [tfship_python, "-c",
+         "import sys; from tfship.demo import write_demo; print(write_demo(sys.argv[1]))",
+         str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60)
+    assert write.returncode == 0, write.stderr
+    conf = {
+        "data": str(tmp_path / "data" / "penguins.csv"),
+        "schema": str(tmp_path / "data" / "schema.yaml"),
+        "contract": str(tmp_path / "data" / "contract.yaml"),
+        "workspace": str(tmp_path / "ws"),
+        "repo": str(tmp_path / "repo"),
+        "steps": 60,
+    }
+    # First run: no stable version, so the canary is skipped and version 1 is promoted.
+    first = dags_test(airflow_home, tmp_path, conf)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
+    assert stable_version(tfship_python, tmp_path / "repo", "penguins") == 1
+    # Second run: version 2 is canaried against version 1 on a local server, then promoted.
+    second = dags_test(airflow_home, tmp_path, conf)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-6000:]
+    assert stable_version(tfship_python, tmp_path / "repo", "penguins") == 2
+    runs = task_states(airflow_home)
+    assert len(runs) == 2
+    first_states, second_states = (runs[k] for k in sorted(runs))
+    assert first_states["canary"] == "skipped" and first_states["promote"] == "success"
+    assert all(state == "success" for task, state in second_states.items()), second_states
+    assert (tmp_path / "repo" / "penguins" / "2" / "saved_model.pb").exists()
+
+
+def test_multi_worker_train_is_a_tfjob(monkeypatch, plan_doc):
+    monkeypatch.setenv("TFSHIP_TRAIN_WORKERS", "3")
+    dag = load_dag(monkeypatch, "kubernetes")
+    train = dag.get_task("train")
+    assert not hasattr(train, "build_pod_request_obj")  # a TaskFlow task that submits the TFJob
+    assert train.retries == 0  # the TFJob restarts preempted workers itself
+    module = _dag_module()
+    job = module.tfjob_for(plan_doc, "tfship-gpu:0.1.0", "nvidia-l4")
+    workers = job["spec"]["tfReplicaSpecs"]["Worker"]
+    assert workers["replicas"] == 3
+    assert workers["template"]["spec"]["containers"][0]["args"] == plan_doc["args"]["train"]
+    assert workers["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "w"},
+         "template": workers["template"]}, "1.33", strict=True)

@@ -1,0 +1,155 @@
+"""The chain's one definition: configs checked when built, arguments, retries, the gate, placement."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from tfship import chain
+from tfship.cli import build_parser
+from tfship.commands import _not_built
+from tfship.errors import ConfigError
+
+CONFIG = chain.ChainConfig(data="gs://b/d.csv", schema="gs://b/s.yaml", runs_root="gs://b/runs",
+                           repo="gs://m/repo", name="penguins")
+
+
+def plan(stable=2, versions=(1, 2)):
+    return chain.plan_run(CONFIG, "r1", versions, stable)
+
+
+def test_chain_order_and_placement_of_the_gpu():
+    assert [s.name for s in chain.CHAIN] == [
+        "train", "export", "validate", "push", "serve", "canary", "promote"]
+    assert [s.name for s in chain.CHAIN if s.gpu] == ["train"]
+    assert [s.name for s in chain.job_steps()] == [
+        "train", "export", "validate", "push", "canary", "promote"]
+
+
+@pytest.mark.parametrize("name", [step.name for step in chain.CHAIN])
+def test_every_step_argument_list_parses_with_the_real_cli(name):
+    module = importlib.import_module(f"tfship.commands.{name}")
+    if module.main is _not_built.main:
+        pytest.skip(f"`tfship {name}` is not built yet")
+    args = chain.step_args(name, CONFIG, plan(), target="grpc://127.0.0.1:1")
+    assert args[0] == name
+    parsed = build_parser(name).parse_args(args)  # the step's own flags accept them
+    assert parsed.command == name
+
+
+def test_arguments_key_the_job_dir_on_the_run_and_carry_the_version():
+    run_plan = plan()
+    train = chain.step_args("train", CONFIG, run_plan)
+    assert train[train.index("--job-dir") + 1] == "gs://b/runs/r1/job"
+    export = chain.step_args("export", CONFIG, run_plan)
+    assert export[export.index("--version") + 1] == "3"
+    push = chain.step_args("push", CONFIG, run_plan)
+    assert push[push.index("--model") + 1] == "gs://b/runs/r1/export/3"
+    assert push[push.index("--label") + 1] == "canary"
+    assert "--serving-target" not in push  # locally the server starts after the push
+    on_cluster = chain.step_args("push", CONFIG, run_plan, target=chain.DEFAULT_SERVING_TARGET)
+    assert on_cluster[-2:] == ["--serving-target", "tfship-serving.tfship.svc.cluster.local:8500"]
+    validate = chain.step_args("validate", CONFIG, run_plan)
+    assert validate[validate.index("--baseline") + 1] == "gs://m/repo/penguins/2"
+    first = chain.step_args("validate", CONFIG, plan(stable=None, versions=()))
+    assert "--baseline" not in first
+
+
+def test_canary_needs_a_target():
+    with pytest.raises(ConfigError, match="needs `target`"):
+        chain.step_args("canary", CONFIG, plan())
+
+
+def test_retries_only_on_the_documented_exit_codes():
+    train = chain.STEPS["train"]
+    assert train.is_retryable(143)
+    assert train.is_retryable(None)  # the pod vanished with its spot node
+    assert not train.is_retryable(1)
+    assert not train.is_retryable(2)
+    assert chain.STEPS["push"].is_retryable(75)
+    for name in ("export", "validate", "canary", "promote"):
+        assert not chain.STEPS[name].is_retryable(143)
+        assert not chain.STEPS[name].is_retryable(None)
+    assert chain.train_step(chain.ChainConfig(**{**CONFIG.to_dict(), "train_retries": 0})).retries == 0
+
+
+def test_the_gate_promotes_only_on_pass_or_the_first_version():
+    first = plan(stable=None, versions=())
+    assert first.version == 1 and first.first_version
+    assert chain.promotion_decision(first, None).promote
+    assert "first version" in chain.promotion_decision(first, None).reason
+    second = plan()
+    assert chain.promotion_decision(second, chain.PASS).promote
+    assert not chain.promotion_decision(second, chain.FAIL).promote
+    assert not chain.promotion_decision(second, None).promote
+    assert [s.name for s in chain.steps_for(first)] == ["train", "export", "validate", "push", "promote"]
+    assert "canary" in [s.name for s in chain.steps_for(second)]
+
+
+def test_verdict_from_exit_code():
+    assert chain.verdict_from_exit_code(0) == chain.PASS
+    assert chain.verdict_from_exit_code(1) == chain.FAIL
+    with pytest.raises(ConfigError, match="exited with 2: an error, not a verdict"):
+        chain.verdict_from_exit_code(2)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("name", "a/b", r"Received: name='a/b'"),
+        ("name", "..", r"no `\.\.`"),
+        ("steps", 0, r"Received: steps=0. Expected an integer >= 1"),
+        ("batch_size", True, r"Received: batch_size=True"),
+        ("seed", -1, r"Received: seed=-1. Expected an integer >= 0"),
+        ("repo", "", r"Received: repo=''"),
+        ("gpu_type", "", r"Received: gpu_type=''"),
+    ],
+)
+def test_config_rejects_bad_values(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        chain.ChainConfig(**{**CONFIG.to_dict(), field: value})
+
+
+def test_config_from_mapping_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match=r"Unknown chain parameter\(s\) \['stepz'\]"):
+        chain.ChainConfig.from_mapping({**CONFIG.to_dict(), "stepz": 3})
+    assert chain.ChainConfig.from_mapping(CONFIG.to_dict()) == CONFIG
+
+
+def test_plan_round_trips_and_checks_run_ids():
+    run_plan = plan()
+    assert chain.RunPlan.from_dict(run_plan.to_dict()) == run_plan
+    with pytest.raises(ConfigError, match="Invalid run id"):
+        chain.plan_run(CONFIG, "a/b", [], None)
+    assert chain.safe_run_id("manual__2025-01-02T03:04:05+00:00") == "manual__2025-01-02T03-04-05-00-00"
+    assert chain.next_version([3, 10, 2]) == 11
+
+
+def test_placement_gpu_only_for_train():
+    train = chain.placement(chain.STEPS["train"], CONFIG)
+    assert train.limits["nvidia.com/gpu"] == "1"
+    assert train.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+                                   "cloud.google.com/gke-spot": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in train.tolerations
+    on_demand = chain.placement(chain.STEPS["train"],
+                                chain.ChainConfig(**{**CONFIG.to_dict(), "spot": False, "gpu_count": 2}))
+    assert on_demand.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert on_demand.limits["nvidia.com/gpu"] == "2"
+    for name in ("export", "validate", "push", "canary", "promote"):
+        cpu = chain.placement(chain.STEPS[name], CONFIG)
+        assert "nvidia.com/gpu" not in cpu.limits and not cpu.node_selector and not cpu.tolerations
+
+
+def test_step_rejects_bad_quantities():
+    with pytest.raises(ConfigError, match=r"Received: '2 GB'. Expected a Kubernetes quantity"):
+        chain.Step("x", memory="2 GB")
+
+
+def test_chain_module_imports_no_tensorflow_nor_orchestrator():
+    code = ("import sys, tfship.chain; bad = [m for m in ('tensorflow', 'kfp', 'airflow') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

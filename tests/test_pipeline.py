@@ -1,0 +1,153 @@
+"""The `tfship-retrain` KFP pipeline: the committed YAML is fresh, its spec follows the chain, and it
+runs end to end with kfp.local's SubprocessRunner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tfship import chain, model_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipelines" / "tfship_retrain.py"
+COMMITTED = ROOT / "pipelines" / "tfship_retrain.yaml"
+TASK_STEP = {"plan-op": "plan", "train-op": "train", "export-op": "export",
+             "validate-op": "validate", "push-op": "push", "canary-op": "canary",
+             "promote-op": "promote", "promote-op-2": "promote"}
+
+
+def compile_to(path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TFSHIP_IMAGE", "TFSHIP_GPU_IMAGE")}
+    done = subprocess.run([sys.executable, str(PIPELINE), str(path)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> list[dict]:
+    path = tmp_path_factory.mktemp("kfp") / "tfship_retrain.yaml"
+    compile_to(path)
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def test_committed_yaml_is_not_stale(compiled):
+    committed = list(yaml.safe_load_all(COMMITTED.read_text()))
+    assert committed == compiled, (
+        "pipelines/tfship_retrain.yaml is stale: run `.venv/bin/python pipelines/tfship_retrain.py`"
+        " and commit the result"
+    )
+
+
+def _tasks(spec: dict) -> dict[str, dict]:
+    """Every task of the pipeline, including those inside dsl.If / dsl.Else sub-DAGs."""
+    found = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        found.update(component.get("dag", {}).get("tasks", {}))
+    return found
+
+
+def test_spec_follows_the_chain(compiled):
+    spec, platform = compiled
+    assert spec["pipelineInfo"]["name"] == "tfship-retrain"
+    tasks = _tasks(spec)
+    executors = spec["deploymentSpec"]["executors"]
+    for task_name, step_name in TASK_STEP.items():
+        task = tasks[task_name]
+        step = chain.STEPS.get(step_name) or chain.Step(step_name)
+        caching = task.get("cachingOptions", {}).get("enableCache", False)
+        assert caching == step.cacheable, task_name
+        executor = task["componentRef"]["name"].replace("comp-", "exec-")
+        container = executors[executor]["container"]
+        resources = container["resources"]
+        assert resources["cpuRequest"] > 0 and resources["memoryRequest"] > 0, task_name
+        assert container["image"] == (chain.DEFAULT_GPU_IMAGE if step_name == "train"
+                                      else chain.DEFAULT_IMAGE)
+        if step_name == "train":
+            assert resources["accelerator"] == {"count": "1", "resourceCount": "1",
+                                                "type": chain.DEFAULT_GPU_TYPE,
+                                                "resourceType": chain.DEFAULT_GPU_TYPE}
+            assert task["retryPolicy"]["maxRetryCount"] == chain.STEPS["train"].retries
+        else:
+            assert "accelerator" not in resources, task_name
+            assert "retryPolicy" not in task or step.retries, task_name
+    # GPU placement through kfp-kubernetes, for train only.
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(k8s) == {"exec-train-op"}
+    assert k8s["exec-train-op"]["nodeSelector"]["labels"] == {
+        "cloud.google.com/gke-accelerator": chain.DEFAULT_GPU_TYPE, "cloud.google.com/gke-spot": "true"}
+    assert {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"} in \
+        k8s["exec-train-op"]["tolerations"]
+
+
+def test_promotion_is_gated_on_the_verdict(compiled):
+    spec, _ = compiled
+    tasks = _tasks(spec)
+    conditions = {name: task.get("triggerPolicy", {}).get("condition", "") for name, task in tasks.items()}
+    assert any("first_version" in c and "true" in c for c in conditions.values()), conditions
+    assert any("'PASS'" in c for c in conditions.values()), conditions
+    # promote appears only inside conditions; canary only when a stable version exists.
+    assert "promote-op" not in spec["root"]["dag"]["tasks"]
+    assert "canary-op" not in spec["root"]["dag"]["tasks"]
+    # Typed artifacts between the steps.
+    components = spec["components"]
+    assert components["comp-train-op"]["outputDefinitions"]["artifacts"]["job"]["artifactType"][
+        "schemaTitle"] == "system.Model"
+    assert components["comp-train-op"]["outputDefinitions"]["artifacts"]["metrics"]["artifactType"][
+        "schemaTitle"] == "system.Metrics"
+    assert components["comp-canary-op"]["outputDefinitions"]["artifacts"]["report"]["artifactType"][
+        "schemaTitle"] == "system.Markdown"
+    assert components["comp-plan-op"]["inputDefinitions"]["artifacts"]["data"]["artifactType"][
+        "schemaTitle"] == "system.Dataset"
+
+
+def _stable(repo: Path, name: str) -> int | None:
+    return model_config.version_labels(model_config.read_models_config(str(repo)), name).get("stable")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
+def test_kfp_local_runs_the_pipeline_end_to_end(tmp_path, monkeypatch):
+    import kfp.local
+
+    sys.path.insert(0, str(ROOT))
+    from pipelines.tfship_retrain import tfship_retrain
+    from tfship.demo import write_demo
+
+    data, schema = write_demo(str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False),
+                   pipeline_root=str(tmp_path / "pipeline-root"))
+    arguments = dict(
+        data=data, schema=schema, contract=str(tmp_path / "data" / "contract.yaml"),
+        runs_root=str(tmp_path / "runs"), repo=str(tmp_path / "repo"), name="penguins",
+        steps=60, serving_target="",  # "": a local server for the canary
+    )
+    tfship_retrain(**arguments)  # first version: validated, pushed, promoted without a canary
+    assert _stable(tmp_path / "repo", "penguins") == 1
+    tfship_retrain(**arguments)  # canaried against version 1, PASS, promoted
+    assert _stable(tmp_path / "repo", "penguins") == 2
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    assert list((tmp_path / "runs" / runs[1] / "reports" / "canary").iterdir())
+
+
+def test_multi_worker_train_compiles_to_a_tfjob_submitter(tmp_path, monkeypatch):
+    path = tmp_path / "multi.yaml"
+    env = {k: v for k, v in os.environ.items() if k not in ("TFSHIP_IMAGE", "TFSHIP_GPU_IMAGE")}
+    done = subprocess.run([sys.executable, str(PIPELINE), str(path)],
+                          env={**env, "TFSHIP_TRAIN_WORKERS": "2"}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    documents = list(yaml.safe_load_all(path.read_text()))
+    spec = documents[0]
+    tasks = _tasks(spec)
+    assert "train-tfjob-op" in tasks and "train-op" not in tasks
+    submit = spec["deploymentSpec"]["executors"]["exec-train-tfjob-op"]["container"]
+    assert "accelerator" not in submit["resources"]  # the TFJob's workers hold the GPUs
+    assert tasks["train-tfjob-op"]["inputs"]["parameters"]["workers"]["runtimeValue"]["constant"] == 2
+    assert len(documents) == 1  # no GPU node selector on any task of this variant

@@ -1,0 +1,197 @@
+"""`tfship run` and the local runner: planning, retries, and the whole chain on the demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tfship import chain, local_runner, model_config
+from tfship.demo import write_demo
+from tfship.errors import ConfigError
+
+TFSHIP = [sys.executable, "-m", "tfship.cli"]
+
+
+def tfship(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*TFSHIP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def config_for(tmp_path: Path, **overrides) -> chain.ChainConfig:
+    data, schema = write_demo(str(tmp_path / "data"))
+    values = dict(data=data, schema=schema, runs_root=str(tmp_path / "runs"),
+                  repo=str(tmp_path / "repo"), name="penguins")
+    return chain.ChainConfig(**{**values, **overrides})
+
+
+def test_plan_only_prints_every_step_and_writes_the_examples(tmp_path):
+    done = tfship("run", "--plan-only", "--run-dir", str(tmp_path), "--run-id", "r1",
+                  "--target", "grpc://127.0.0.1:9")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["plan"] == {"run_id": "r1", "run_dir": str(tmp_path / "runs" / "r1"), "version": 1,
+                           "stable": None}
+    assert list(doc["args"]) == [s.name for s in chain.job_steps()]
+    # The demo's contract is used; the canary's examples come from the data, features only.
+    assert doc["config"]["contract"] == str(tmp_path / "data" / "contract.yaml")
+    lines = (tmp_path / "runs" / "r1" / "examples.jsonl").read_text().splitlines()
+    assert len(lines) == local_runner.EXAMPLE_ROWS
+    first = json.loads(lines[0])
+    assert set(first) == {"island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+                          "body_mass_g", "sex"}
+    assert isinstance(first["island"], str) and isinstance(first["body_mass_g"], float)
+
+
+def test_data_needs_a_schema(tmp_path):
+    done = tfship("run", "--run-dir", str(tmp_path), "--data", "x.csv")
+    assert done.returncode == 2
+    assert "--data needs --schema" in done.stderr
+
+
+def test_repo_state_counts_every_used_version(tmp_path):
+    repo = tmp_path / "repo"
+    assert local_runner.repo_state(str(repo), "penguins") == ([], None)
+    (repo / "penguins" / "4").mkdir(parents=True)
+    (repo / "penguins" / "4" / "saved_model.pb").write_bytes(b"x")
+    claims = repo / "penguins" / ".tfship" / "versions"
+    claims.mkdir(parents=True)
+    (claims / "7.json").write_text("{}")  # a push that claimed 7 and has not finished
+    config = model_config.with_version(model_config.parse_models_config(""), "penguins",
+                                       str(repo / "penguins"), 4)
+    config = model_config.with_label(config, "penguins", "stable", 4)
+    (repo / "models.config").write_text(model_config.format_models_config(config))
+    versions, stable = local_runner.repo_state(str(repo), "penguins")
+    assert versions == [4, 7] and stable == 4
+    assert chain.next_version(versions) == 8
+
+
+def test_contract_from_schema_names_every_feature(tmp_path):
+    config = config_for(tmp_path)
+    contract = yaml.safe_load(local_runner.contract_from_schema(config.schema))
+    inputs = contract["signatures"]["serving_default"]["inputs"]
+    assert inputs["island"] == {"dtype": "string", "shape": [-1]}
+    assert inputs["body_mass_g"] == {"dtype": "float32", "shape": [-1]}
+
+
+def test_examples_need_csv(tmp_path):
+    config = config_for(tmp_path)
+    (tmp_path / "rows.tfrecord").write_bytes(b"")
+    with pytest.raises(ConfigError, match="not CSV\\). Pass --examples"):
+        local_runner.examples_from_data(str(tmp_path / "rows.tfrecord"), config.schema)
+
+
+def test_run_step_retries_only_retryable_exits(tmp_path, monkeypatch):
+    """A real process that is 'preempted' (exit 143) once, then succeeds; and one that fails (2)."""
+    script = tmp_path / "step.py"
+    script.write_text(
+        "import os, sys\n"
+        "marker = os.path.join(os.path.dirname(__file__), 'attempts')\n"
+        "n = int(open(marker).read()) + 1 if os.path.exists(marker) else 1\n"
+        "open(marker, 'w').write(str(n))\n"
+        "print('attempt', n, sys.argv[1:])\n"
+        "sys.exit({'train': 143 if n == 1 else 0, 'export': 2}[sys.argv[1]])\n"
+    )
+    monkeypatch.setenv("TFSHIP_CLI", f"{sys.executable} {script}")
+    lines: list[str] = []
+    result = local_runner.run_step(chain.STEPS["train"], ["train"], echo=lines.append)
+    assert (result.exit_code, result.attempts) == (0, 2)
+    assert any("exited 143 (retryable)" in line for line in lines)
+    (tmp_path / "attempts").unlink()
+    with pytest.raises(local_runner.StepFailed, match="step `export` failed with exit code 2"):
+        local_runner.run_step(chain.STEPS["export"], ["export"], echo=lines.append)
+    assert (tmp_path / "attempts").read_text() == "1"  # not retried
+
+
+def _stable(repo: Path) -> int | None:
+    return model_config.version_labels(model_config.read_models_config(str(repo)), "penguins").get("stable")
+
+
+@pytest.mark.slow
+def test_tfship_run_twice_on_the_demo_data(tmp_path):
+    args = ["run", "--run-dir", str(tmp_path), "--steps", "60"]
+    first = tfship(*args)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert "no stable version yet" in first.stdout
+    assert "first version: no stable model yet, promoting version 1" in first.stdout
+    assert _stable(tmp_path / "repo") == 1
+    second = tfship(*args)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert "verdict:  PASS" in second.stdout
+    assert _stable(tmp_path / "repo") == 2
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    assert summary["version"] == 2 and summary["previous_stable"] == 1 and summary["promoted"]
+    assert [s["name"] for s in summary["steps"]] == [
+        "train", "export", "validate", "push", "canary", "promote"]
+    assert "heldout_accuracy" in summary["metrics"]
+    assert list((runs[1] / "reports" / "canary").iterdir())
+
+
+@pytest.mark.slow
+def test_a_failing_step_stops_the_chain_before_promotion(tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("island,bill_length_mm,species\nDream,not-a-number,Adelie\n")
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("task: classification\nlabel: species\nfeatures:\n  island: string\n"
+                      "  bill_length_mm: float32\n")
+    done = tfship("run", "--run-dir", str(tmp_path), "--data", str(data), "--schema", str(schema),
+                  "--examples", str(data), "--steps", "10")
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "step `train` failed with exit code 2" in done.stderr
+    assert not (tmp_path / "repo" / "models.config").exists()
+
+
+class _FakeTFJobCluster:
+    """Stands in for the GKE cluster's Kubernetes API (CustomObjectsApi): the only mock here."""
+
+    def __init__(self, states, exists=False):
+        self.states = list(states)
+        self.exists = exists
+        self.created = []
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        if self.exists:
+            error = RuntimeError("Conflict")
+            error.status = 409
+            raise error
+        self.created.append((group, version, namespace, plural, body))
+
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        state = self.states.pop(0)
+        conditions = [{"type": "Created", "status": "True"}]
+        if state != "Running":
+            conditions.append({"type": state, "status": "True"})
+        return {"status": {"conditions": conditions}}
+
+
+def test_run_tfjob_submits_once_and_waits(tmp_path):
+    config = config_for(tmp_path, workers=2)
+    run_plan = chain.plan_run(config, "r1", [], None)
+    body = chain.render_tfjob(config, run_plan, image="tfship-gpu:0.1.0")
+    cluster = _FakeTFJobCluster(["Running", "Running", "Succeeded"])
+    assert local_runner.run_tfjob(cluster, body, poll_s=0, echo=lambda _: None) == "Succeeded"
+    assert cluster.created[0][:4] == ("kubeflow.org", "v1", "tfship", "tfjobs")
+    # A retried task finds its run's TFJob (409) and waits on it instead of failing.
+    again = _FakeTFJobCluster(["Succeeded"], exists=True)
+    assert local_runner.run_tfjob(again, body, poll_s=0, echo=lambda _: None) == "Succeeded"
+    with pytest.raises(local_runner.StepFailed, match="step `train` failed"):
+        local_runner.run_tfjob(_FakeTFJobCluster(["Running", "Failed"]), body, poll_s=0,
+                               echo=lambda _: None)
+
+
+def test_run_step_once_leaves_retrying_to_the_orchestrator(tmp_path, monkeypatch):
+    script = tmp_path / "step.py"
+    script.write_text("import sys\nsys.exit(143)\n")
+    monkeypatch.setenv("TFSHIP_CLI", f"{sys.executable} {script}")
+    result = local_runner.run_step(chain.STEPS["train"], ["train"], echo=lambda _: None,
+                                   raise_on_failure=False, retry=False)
+    assert (result.exit_code, result.attempts) == (143, 1)
+    result = local_runner.run_step(chain.STEPS["train"], ["train"], echo=lambda _: None,
+                                   raise_on_failure=False)
+    assert (result.exit_code, result.attempts) == (143, chain.STEPS["train"].retries + 1)
