@@ -19,6 +19,8 @@ Overhead = orchestrator / bare for the same run (target < 1.5x); `tfship run` ta
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -101,9 +103,10 @@ def kfp_local(work: Path, data: str, schema: str, steps: int, requests: int) -> 
     times = []
     for _ in range(2):
         start = time.monotonic()
-        tfship_retrain(data=data, schema=schema, contract=str(Path(data).parent / "contract.yaml"),
-                       runs_root=str(work / "runs"), repo=str(work / "repo"), name="penguins",
-                       steps=steps, canary_requests=requests, serving_target="")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            tfship_retrain(data=data, schema=schema, contract=str(Path(data).parent / "contract.yaml"),
+                           runs_root=str(work / "runs"), repo=str(work / "repo"), name="penguins",
+                           steps=steps, canary_requests=requests, serving_target="")
         times.append(time.monotonic() - start)
     return times
 

@@ -12,8 +12,7 @@ Names are resolved lazily so that `import tfship` stays cheap (no TensorFlow imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tfship.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -32,12 +31,12 @@ _EXPORTS: dict[str, str] = {
     "remove_label": "tfship.pushing",
     "ChainConfig": "tfship.chain",
     "run_chain": "tfship.local_runner",
-    "export": "tfship.export",
-    "ExportConfig": "tfship.export",
-    "ExportResult": "tfship.export",
-    "validate": "tfship.validate",
-    "ValidateConfig": "tfship.validate",
-    "ValidationReport": "tfship.validate",
+    "export": "tfship.exporting",
+    "ExportConfig": "tfship.exporting",
+    "ExportResult": "tfship.exporting",
+    "validate": "tfship.validation",
+    "ValidateConfig": "tfship.validation",
+    "ValidationReport": "tfship.validation",
     "load_session_model": "tfship.savedmodel",
     "serve": "tfship.serving.server",
     "ServeConfig": "tfship.serving.config",
@@ -50,13 +49,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfship' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

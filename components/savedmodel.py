@@ -176,8 +176,11 @@ def read_signatures(path: str, tag: str = SERVE_TAG) -> dict[str, SignatureInfo]
 class SessionModel:
     """A SavedModel loaded the way TF Serving loads it: tf.compat.v1 session-based loader, tag "serve".
 
-    Thread-safe: `run` may be called from many threads at once (`tf.compat.v1.Session.run` is
-    thread-safe, and this class keeps no per-call state). `close` must not race with `run`.
+    Thread-safe: `run` may be called from many threads at once. Each (signature, inputs, outputs)
+    combination gets one session callable, built once: like TF Serving's C++ `Session::Run`, it
+    lets TensorFlow's kernels judge the fed shapes (Python's `Session.run` refuses a `[3]` feed
+    for a `[-1, 1]` placeholder, which TF Serving accepts and reshapes), and it skips the
+    per-call graph lookups (about 40 us a call instead of 190). `close` must not race with `run`.
 
     Attributes:
         path: the version directory it was loaded from.
@@ -191,6 +194,22 @@ class SessionModel:
         self.signatures: dict[str, SignatureInfo] = signatures_of(meta_graph_def)
         self._session = session
         self._closed = threading.Event()
+        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+        self._callables_lock = threading.Lock()
+
+    def _callable(self, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Any:
+        key = (feeds, fetches)
+        function = self._callables.get(key)
+        if function is None:
+            from tensorflow.core.protobuf import config_pb2
+
+            with self._callables_lock:
+                function = self._callables.get(key)
+                if function is None:
+                    options = config_pb2.CallableOptions(feed=list(feeds), fetch=list(fetches))
+                    function = self._session._make_callable_from_options(options)
+                    self._callables[key] = function
+        return function
 
     def run(
         self,
@@ -230,9 +249,11 @@ class SessionModel:
             raise RequestError(
                 f"Signature {signature!r} has no output {bad}. Expected some of {sorted(sig.outputs)}."
             )
-        fetches = [sig.outputs[n].tensor_name for n in names]
-        feed_dict = {sig.inputs[k].tensor_name: v for k, v in feeds.items()}
-        values = self._session.run(fetches, feed_dict=feed_dict)
+        aliases = sorted(feeds)
+        function = self._callable(
+            tuple(sig.inputs[a].tensor_name for a in aliases), tuple(sig.outputs[n].tensor_name for n in names)
+        )
+        values = function(*(feeds[a] for a in aliases))
         return dict(zip(names, values, strict=True))
 
     def close(self) -> None:

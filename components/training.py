@@ -52,6 +52,8 @@ class TrainConfig:
         holdout_every: every N-th row of each file is held out for evaluation.
         shuffle_buffer: rows in the shuffle buffer (memory and checkpoint size grow with it).
         log_every: steps between progress lines and TensorBoard scalars.
+        async_checkpoints: write the weights in the background (the input position is always
+            written synchronously); False blocks training until each checkpoint is on disk.
     """
 
     data: str
@@ -68,6 +70,7 @@ class TrainConfig:
     holdout_every: int = 5
     shuffle_buffer: int = 10_000
     log_every: int = 50
+    async_checkpoints: bool = True
 
     def __post_init__(self) -> None:
         storage.check_uri(self.data, "--data")
@@ -213,18 +216,20 @@ def run_training(config: TrainConfig) -> TrainResult:
     # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
     # position is a function of the step: the deterministic stream is skipped to it on resume.
     save_iterator = role.num_workers == 1
-    state: dict[str, Any] = {"step": step_counter, "model": variables_of(model), "optimizer": variables_of(optimizer)}
+    weights = tf.train.Checkpoint(step=step_counter, model=variables_of(model), optimizer=variables_of(optimizer))
+    position = None
     if save_iterator:
         iterator = iter(strategy.experimental_distribute_dataset(train_ds))
-        state["iterator"] = iterator
-    checkpoint = tf.train.Checkpoint(**state)
+        position = tf.train.Checkpoint(iterator=iterator)
     mirror = job.local_mirror(config.job_dir)
     store = CheckpointStore(
-        checkpoint,
+        weights,
         os.path.join(mirror, job.CHECKPOINT_DIR),
         storage.join(config.job_dir, job.CHECKPOINT_DIR) if storage.is_gcs(config.job_dir) else None,
         max_to_keep=config.keep_checkpoints,
         is_chief=role.is_chief,
+        position=position,
+        async_write=config.async_checkpoints,
     )
     restored = store.restore_latest()
     start = int(step_counter.numpy())
@@ -261,14 +266,24 @@ def run_training(config: TrainConfig) -> TrainResult:
         else tf.summary.create_noop_writer()
     )
 
-    def save(step: int) -> str:
+    def announce(path: str | None) -> str | None:
+        """Report a checkpoint once it is durable (on gs://: uploaded)."""
+        if path:
+            progress.event("checkpoint", step=int(path.rsplit("-", 1)[1]), path=path)
+        return path
+
+    def save(step: int, wait: bool = False) -> str:
+        """Start the checkpoint of `step` (weights async); with `wait`, return once it is durable."""
         began = time.monotonic()
         step_counter.assign(step)
         writer.flush()
+        announce(store.sync())
         path = store.save(step)
+        progress.event("save", step=step, blocked_seconds=round(time.monotonic() - began, 3))
+        if wait:
+            announce(store.sync())
         if role.is_chief and storage.is_gcs(config.job_dir):
             storage.upload_tree(os.path.join(mirror, "logs"), storage.join(config.job_dir, "logs"))
-        progress.event("checkpoint", step=step, path=path, seconds=round(time.monotonic() - began, 3))
         return path
 
     last_path = restored or ""
@@ -286,11 +301,14 @@ def run_training(config: TrainConfig) -> TrainResult:
                     tf.summary.scalar("loss", value, step=step)
                 elapsed = time.monotonic() - began
                 progress.update(step, loss=value, steps_per_sec=(step - start) / elapsed, elapsed=elapsed)
+            announce(store.poll())
             if policy.should_save(step):
                 last_path = save(step)
             if watcher.preempted:
-                if not policy.should_save(step):
-                    last_path = save(step)
+                if policy.should_save(step):  # saved just now: wait until it is durable
+                    last_path = announce(store.sync()) or last_path
+                else:
+                    last_path = save(step, wait=True)
                 progress.event("preempted", step=step, checkpoint=last_path)
                 if role.num_workers == 1 or role.is_chief:
                     raise Preempted(
@@ -298,6 +316,7 @@ def run_training(config: TrainConfig) -> TrainResult:
                         f"--job-dir {config.job_dir} to resume."
                     )
                 raise Preempted(f"SIGTERM at step {step}; the chief's checkpoint is the one to resume.")
+        announce(store.sync())
     elapsed = time.monotonic() - began
     if start >= config.steps and not last_path:
         last_path = store.latest or ""

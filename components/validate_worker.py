@@ -5,7 +5,7 @@ way TF Serving does, with nothing the validating process holds (Keras objects, r
 TF2-loaded copy); a crash of the C++ loader becomes a reported violation instead of killing the
 gate; and the parent never imports TensorFlow (about 3 s), so `tfship validate` pays for one
 import. The plan names the model, the baseline, the contract (as data) and the golden rows;
-`validate.py` writes the plan and reads the result.
+`tfship.validation` writes the plan and reads the result.
 
 Checks, all reported (never only the first):
 - contract: the declared signatures against the contract (`tfship.contract.check_signatures`);

@@ -16,7 +16,7 @@ import pytest
 from test_savedmodel_builders import CLASSES, FEATURES, HELDOUT, VOCABULARY, keras_reference, raw_batch, tiny_job
 from tfship import feeds
 from tfship.errors import ConfigError, DataError, StorageError
-from tfship.export import METADATA_FILE, ExportConfig, export_job, next_version
+from tfship.exporting import METADATA_FILE, ExportConfig, export_job, next_version
 from tfship.savedmodel import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, load_session_model, read_warmup_requests
 from tfship.warmup import replay
 
@@ -170,7 +170,7 @@ def test_killed_export_never_exposes_a_version(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_savedmodel_builders import tiny_job
-        from tfship.export import ExportConfig, export_job
+        from tfship.exporting import ExportConfig, export_job
         job = tiny_job({str(tmp_path / "job")!r})
         print("ready", flush=True)
         export_job(job, ExportConfig({str(tmp_path / "job")!r}, {str(export_dir)!r}, version=5))

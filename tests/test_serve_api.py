@@ -36,11 +36,6 @@ from tfship.serving import serve
 
 pytestmark = pytest.mark.timeout(180)
 DEADLINE_S = 10
-# TF Serving feeds [3] into half_plus_two's x placeholder of shape [-1, 1] (C++ Session::Run checks no
-# static shape) and answers [3.0, 3.5, 4.0]. tfship.savedmodel.SessionModel.run calls the Python
-# Session.run, which refuses such feeds ("Cannot feed value of shape (3,) ... (None, 1)"). Fixed by
-# running through session._make_callable_from_options (also ~5x less overhead); then drop the marks.
-UNBATCHED_FEED_REASON = "SessionModel.run checks feed shapes that TF Serving does not (tfship.savedmodel)"
 
 
 def write_repo(root: Path, models: dict[str, dict[int, Path]], labels: dict[str, dict[str, int]] | None = None) -> str:
@@ -102,13 +97,11 @@ def tf_example(x: float) -> tf.train.Example:
 # ---- the answers TF Serving's own tests expect (README table), REST ----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=UNBATCHED_FEED_REASON)
 def test_rest_predict_row_format(server: Any) -> None:
     assert rest(server, "POST", "/v1/models/default:predict", {"instances": [2.0, 3.0, 4.0]}) == (
         200, {"predictions": [3.0, 3.5, 4.0]})
 
 
-@pytest.mark.xfail(strict=True, reason=UNBATCHED_FEED_REASON)
 def test_rest_predict_columnar_format(server: Any) -> None:
     assert rest(server, "POST", "/v1/models/default:predict", {"inputs": [2.0, 3.0, 4.0]}) == (
         200, {"outputs": [3.0, 3.5, 4.0]})
@@ -188,7 +181,6 @@ def test_grpc_predict_half_plus_three(stub: Any) -> None:
     assert tf.make_ndarray(stub.Predict(request, timeout=DEADLINE_S).outputs["y"]).tolist() == [[4.0]]
 
 
-@pytest.mark.xfail(strict=True, reason=UNBATCHED_FEED_REASON)
 @pytest.mark.parametrize("model, expected", [("default", 3.0), ("three", 4.0)])
 def test_grpc_predict_as_tf_servings_own_test_sends_it(stub: Any, model: str, expected: float) -> None:
     """TF Serving's VerifyPredictRequest: x of shape [1] (not [1, 1]), output_filter y."""

@@ -91,11 +91,18 @@ def test_job_directory_holds_checkpoints_logs_and_metrics(reference) -> None:
     assert weights(str(job / "checkpoints" / "ckpt-30"))["optimizer/0/.ATTRIBUTES/VARIABLE_VALUE"] == STEPS
 
 
-@pytest.mark.parametrize("kill_after_step", [13, 20])
-def test_sigkill_then_resume_ends_with_identical_weights(demo_data, reference, tmp_path, kill_after_step) -> None:
+@pytest.mark.parametrize(
+    "kill_when",
+    [
+        pytest.param(lambda e: e["event"] == "progress" and e["step"] >= 13, id="between-checkpoints"),
+        pytest.param(lambda e: e["event"] == "save" and e["step"] == 20, id="while-writing-ckpt-20"),
+    ],
+)
+def test_sigkill_then_resume_ends_with_identical_weights(demo_data, reference, tmp_path, kill_when) -> None:
     job_dir = str(tmp_path / "job")
     process = start(cli_args(*demo_data, job_dir))
-    wait_for_event(process, lambda e: e.get("event") in ("progress", "checkpoint") and e["step"] >= kill_after_step)
+    wait_for_event(process, lambda e: e["event"] == "checkpoint" and e["step"] == 10)  # durable
+    wait_for_event(process, kill_when)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     resumed = subprocess.run(cli_args(*demo_data, job_dir), capture_output=True, text=True, timeout=300)
@@ -149,16 +156,17 @@ def test_gcs_job_dir_resumes_on_a_new_machine(demo_data, reference, gcs_bucket, 
     job_dir = f"{gcs_bucket}/jobs/run-1"
     args = cli_args(f"{gcs_bucket}/data/*.csv", f"{gcs_bucket}/data/schema.yaml", job_dir)
     first = start(args, TFSHIP_CACHE=str(tmp_path / "machine-a"))
-    wait_for_event(first, lambda e: e.get("event") == "checkpoint" and e["step"] == 20)
+    # "checkpoint" events come once a checkpoint is durable: here, uploaded to the bucket.
+    wait_for_event(first, lambda e: e.get("event") == "checkpoint" and e["step"] == 10)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    assert "checkpoint" in storage.list_files(f"{job_dir}/checkpoints")
+    assert {"checkpoint", "ckpt-10.index", "input/input-10.index"} <= set(storage.list_files(f"{job_dir}/checkpoints"))
     # A different local cache: nothing local survives, the checkpoint comes from the bucket.
     second = subprocess.run(args, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TFSHIP_CACHE": str(tmp_path / "machine-b")})
     assert second.returncode == 0, second.stderr
     start_event = next(json.loads(l) for l in second.stderr.splitlines() if '"event": "start"' in l)
-    assert start_event["resumed_from"] == 20
+    assert start_event["resumed_from"] in (10, 20)
     remote = storage.list_files(f"{job_dir}/checkpoints")
     assert {"ckpt-30.index", "checkpoint"} <= set(remote)
     assert json.loads(storage.read_text(f"{job_dir}/metrics.json"))["step"] == STEPS

@@ -20,7 +20,7 @@ from test_savedmodel_builders import keras_export, naive_keras_module, plain_mod
 from tfship import cli
 from tfship.errors import EXIT_BAD_INPUT, EXIT_FAILED_CHECK, ConfigError, ModelError
 from tfship.inspect_model import contract_yaml, describe
-from tfship.validate import ValidateConfig, validate
+from tfship.validation import ValidateConfig, validate
 
 HALF_PLUS_TWO = "saved_model_half_plus_two_cpu/00000123"
 HALF_PLUS_TWO_TF2 = "saved_model_half_plus_two_tf2_cpu/00000123"

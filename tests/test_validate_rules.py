@@ -236,3 +236,12 @@ def test_golden_files(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("x\n")
     with pytest.raises(DataError, match=r"empty\.csv holds no rows"):
         golden.read_rows(str(tmp_path / "empty.csv"))
+
+
+def test_public_names_stay_functions_after_their_modules_are_imported() -> None:
+    import tfship
+    import tfship.exporting
+    import tfship.validation
+
+    assert tfship.export is tfship.exporting.export and tfship.validate is tfship.validation.validate
+    assert tfship.ExportConfig is tfship.exporting.ExportConfig

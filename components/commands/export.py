@@ -1,10 +1,10 @@
-"""`tfship export`: flags -> ExportConfig -> tfship.export.export."""
+"""`tfship export`: flags -> ExportConfig -> tfship.exporting.export."""
 
 from __future__ import annotations
 
 import argparse
 
-from tfship.export import DEFAULT_WARMUP_ROWS
+from tfship.exporting import DEFAULT_WARMUP_ROWS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.export import ExportConfig, export
+    from tfship.exporting import ExportConfig, export
 
     config = ExportConfig(job_dir=args.job_dir, export_dir=args.export_dir, version=args.version,
                           warmup_rows=args.warmup_rows)

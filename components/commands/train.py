@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout-every", type=int, default=5, help="hold out every N-th row (default 5)")
     parser.add_argument("--shuffle-buffer", type=int, default=10_000, help="shuffle buffer rows (default 10000)")
     parser.add_argument("--log-every", type=int, default=50, help="steps between progress lines (default 50)")
+    parser.add_argument("--sync-checkpoints", action="store_true",
+                        help="block training while each checkpoint is written (default: weights async)")
     parser.add_argument(
         "--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
         help="model hyper-parameter, YAML value (repeatable), e.g. --hparam hidden_units=[128,64]",
@@ -47,6 +49,7 @@ def main(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed, hparams=hparams,
         holdout_every=args.holdout_every, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
+        async_checkpoints=not args.sync_checkpoints,
     )
     result = run_training(config)
     print(f"trained {result.step} steps; checkpoint {result.checkpoint}; metrics {config.job_dir}/metrics.json")

@@ -1,4 +1,4 @@
-"""`tfship validate`: flags -> ValidateConfig -> tfship.validate.validate; exit 1 when it fails."""
+"""`tfship validate`: flags -> ValidateConfig -> tfship.validation.validate; exit 1 when it fails."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.validate import ValidateConfig, validate
+    from tfship.validation import ValidateConfig, validate
 
     config = ValidateConfig(model=args.model, contract=args.contract, baseline=args.baseline,
                             examples=args.examples, report=args.report, timeout_s=args.timeout)

@@ -15,8 +15,7 @@ Names are resolved lazily: importing this package does not import gRPC or Tensor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tfship.lazy import lazy_exports
 
 _EXPORTS = {
     "serve": "tfship.serving.server",
@@ -28,9 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfship.serving' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
