@@ -157,10 +157,9 @@ def new_run_id() -> str:
 def plan(config: chain.ChainConfig, run_id: str) -> chain.RunPlan:
     """Decide the run's version from the repository and write its default contract and examples.
 
-    Idempotent for a run: a retried plan of the same run finds the same files.
+    Pure of side effects on the repository: re-planning a run before its push decides the same.
     """
     versions, stable = repo_state(config.repo, config.name)
-    # Versions exported into the repository's model folder by an earlier, unfinished push count too.
     run_plan = chain.plan_run(config, run_id, versions, stable)
     if not config.examples:
         storage.write_text(run_plan.default_examples, examples_from_data(config.data, config.schema))
@@ -187,26 +186,35 @@ def examples_from_data(data: str, schema_uri: str, rows: int = EXAMPLE_ROWS) -> 
             f"Cannot derive canary examples from {first!r} (not CSV). Pass --examples with JSONL "
             "or CSV rows of the model's inputs."
         )
-    reader = csv.DictReader(io.StringIO(storage.read_text(first)))
+    # Locally the file is streamed (only the first rows are read); gs:// objects are fetched whole.
+    handle = io.StringIO(storage.read_text(first)) if storage.is_gcs(first) else open(first, newline="")
+    with handle:
+        return _examples_jsonl(csv.DictReader(handle), schema, first, rows)
+
+
+def _examples_jsonl(reader: csv.DictReader, schema, source: str, rows: int) -> str:
     missing = [c for c in schema.features if c not in (reader.fieldnames or [])]
     if missing:
-        raise DataError(f"{first}: the schema's column(s) {missing} are not in the header.")
+        raise DataError(f"{source}: the schema's column(s) {missing} are not in the header.")
     na = set(schema.na_values)
     lines = []
-    for row in reader:
+    for number, row in enumerate(reader, start=2):  # line 1 is the header
         values = [row[c] for c in schema.features]
         if any(v in na for v in values):
             continue  # the canary compares versions; rows with missing cells add nothing there
         # One value per example: the exported signature takes each feature with shape [-1].
-        example = {
-            c: row[c] if d == "string" else (float(row[c]) if d.startswith("float") else int(float(row[c])))
-            for c, d in schema.features.items()
-        }
+        try:
+            example = {
+                c: row[c] if d == "string" else (float(row[c]) if d.startswith("float") else int(float(row[c])))
+                for c, d in schema.features.items()
+            }
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{source}, line {number}: {error}. Pass --examples with clean rows.") from None
         lines.append(json.dumps(example))
         if len(lines) == rows:
             break
     if not lines:
-        raise DataError(f"{first}: no complete row to use as an example.")
+        raise DataError(f"{source}: no complete row to use as an example.")
     return "\n".join(lines) + "\n"
 
 

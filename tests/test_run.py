@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import yaml
 
 from tfship import chain, local_runner, model_config
 from tfship.demo import write_demo
-from tfship.errors import ConfigError
+from tfship.errors import ConfigError, DataError
 
 TFSHIP = [sys.executable, "-m", "tfship.cli"]
 
@@ -195,3 +194,13 @@ def test_run_step_once_leaves_retrying_to_the_orchestrator(tmp_path, monkeypatch
     result = local_runner.run_step(chain.STEPS["train"], ["train"], echo=lambda _: None,
                                    raise_on_failure=False)
     assert (result.exit_code, result.attempts) == (143, chain.STEPS["train"].retries + 1)
+
+
+def test_examples_name_the_bad_row(tmp_path):
+    config = config_for(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,species\n"
+                   "Dream,39.1,18.7,181,3750,male,Adelie\n"
+                   "Dream,oops,18.7,181,3750,male,Adelie\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 3: could not convert string to float: 'oops'"):
+        local_runner.examples_from_data(str(bad), config.schema)
