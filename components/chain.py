@@ -435,6 +435,10 @@ def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
         "--requests", str(config.canary_requests),
         "--concurrency", str(config.canary_concurrency),
         "--report-dir", plan.canary_report_dir,
+        # The canary moves the labels with its verdict: PASS -> `stable`, FAIL -> the `canary`
+        # label is removed (automatic rollback). The promote step after a PASS is then a no-op
+        # that the orchestrators show as the promotion.
+        "--promote", "--repo", config.repo,
     ]
 
 

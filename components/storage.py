@@ -125,6 +125,15 @@ def write_bytes(uri: str, data: bytes) -> None:
         bucket.blob(name).upload_from_string(data)
         return
     path = Path(uri)
+    tmp = _durable_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _durable_temp(path: Path, data: bytes) -> Path:
+    """A hidden, fsynced temporary file beside `path` holding `data`, ready to be renamed or linked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
@@ -132,10 +141,10 @@ def write_bytes(uri: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def write_text(uri: str, text: str) -> None:
@@ -400,13 +409,8 @@ def create_exclusive(uri: str, data: bytes) -> bool:
             return False
         return True
     path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    tmp = _durable_temp(path, data)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:

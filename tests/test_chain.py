@@ -63,6 +63,12 @@ def test_canary_needs_a_target():
         chain.step_args("canary", CONFIG, plan())
 
 
+def test_canary_moves_the_labels_with_its_verdict():
+    canary = chain.step_args("canary", CONFIG, plan(), target="grpc://127.0.0.1:8500")
+    assert "--promote" in canary  # PASS -> stable; FAIL -> the canary label is removed
+    assert canary[canary.index("--repo") + 1] == CONFIG.repo
+
+
 def test_retries_only_on_the_documented_exit_codes():
     train = chain.STEPS["train"]
     assert train.is_retryable(143)
