@@ -23,6 +23,17 @@ TESTS_DIR = Path(__file__).parent
 TF_SERVING_TESTDATA = TESTS_DIR / "data" / "tf_serving"
 
 
+# The contract example of issue 3, which TF Serving's half_plus_two satisfies.
+ISSUE_CONTRACT = """
+signatures:
+  serving_default:
+    inputs:
+      x: {dtype: float32, shape: [-1, 1]}
+    outputs:
+      y: {dtype: float32, shape: [-1, 1]}
+"""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,18 +21,11 @@ from tfship import cli
 from tfship.errors import EXIT_BAD_INPUT, EXIT_FAILED_CHECK, ConfigError, ModelError
 from tfship.inspect_model import contract_yaml, describe
 from tfship.validation import ValidateConfig, validate
+from conftest import ISSUE_CONTRACT
 
 HALF_PLUS_TWO = "saved_model_half_plus_two_cpu/00000123"
 HALF_PLUS_TWO_TF2 = "saved_model_half_plus_two_tf2_cpu/00000123"
 
-ISSUE_CONTRACT = """
-signatures:
-  serving_default:
-    inputs:
-      x: {dtype: float32, shape: [-1, 1]}
-    outputs:
-      y: {dtype: float32, shape: [-1, 1]}
-"""
 
 HALF_PLUS_TWO_CONTRACT = ISSUE_CONTRACT + """
   classify_x_to_y:

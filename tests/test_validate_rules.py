@@ -18,15 +18,7 @@ from tfship.contract import (
 from tfship.errors import ConfigError, DataError
 from tfship.savedmodel import SignatureInfo, TensorSpecInfo
 from tfship.validate_worker import check_outputs
-
-ISSUE_CONTRACT = """
-signatures:
-  serving_default:
-    inputs:
-      x: {dtype: float32, shape: [-1, 1]}
-    outputs:
-      y: {dtype: float32, shape: [-1, 1]}
-"""
+from conftest import ISSUE_CONTRACT
 
 
 def spec(name: str, dtype: str = "float32", shape: tuple | None = (None, 1)) -> TensorSpecInfo:
