@@ -131,6 +131,7 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     from tfship.schema import Schema, load_schema
 
     schema = load_schema(config.schema)
+    code_fingerprint = _code_fingerprint(config.model)  # also fails early on a --model that won't import
     files = resolve_files(config.data)
     # Every start validates every row, so bad data fails here, before any checkpoint is touched.
     stats = analyze(files, schema, config.holdout_every)
@@ -159,7 +160,7 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
             "config": {**asdict(config), "hparams": dict(config.hparams)},
             "schema": schema.to_dict(),
             "stats": stats.to_dict(),
-            "fingerprints": {"data": stats.fingerprint, "code": _code_fingerprint(config.model)},
+            "fingerprints": {"data": stats.fingerprint, "code": code_fingerprint},
         }
         if storage.is_gcs(config.job_dir):
             storage.upload_tree(os.path.join(local, job.VOCABULARY_DIR), storage.join(config.job_dir, job.VOCABULARY_DIR))

@@ -129,3 +129,17 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "job" / "checkpoints").exists()
+
+
+def test_cli_unimportable_model_fails_before_anything_is_written(demo_data, tmp_path) -> None:
+    data, schema = demo_data
+    result = subprocess.run(
+        [sys.executable, "-m", "tfship.cli", "train", "--data", data, "--schema", schema,
+         "--job-dir", str(tmp_path / "job"), "--model", "no_such_pkg.models:build"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "tfship train: error: Cannot import --model 'no_such_pkg.models:build': ModuleNotFoundError"
+    )
+    assert not (tmp_path / "job").exists()
