@@ -123,15 +123,23 @@ def _subsample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x if x.size <= MAX_PAIRWISE else rng.choice(x, MAX_PAIRWISE, replace=False)
 
 
+def _floats(baseline: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+
+
+def _no_data(n: int) -> Estimate:
+    """An estimate over too few values: no value, no interval, no p-value."""
+    return Estimate(math.nan, math.nan, math.nan, None, n)
+
+
 def location_shift(baseline: np.ndarray, candidate: np.ndarray, confidence: float, seed: int = 0) -> Estimate:
     """Hodges-Lehmann shift (candidate - baseline), its Mann-Whitney interval, one-sided U p-value.
 
     The p-value tests "the candidate is larger" (slower, for latency).
     """
-    x = np.asarray(baseline, dtype=np.float64)
-    y = np.asarray(candidate, dtype=np.float64)
+    x, y = _floats(baseline, candidate)
     if x.size == 0 or y.size == 0:
-        return Estimate(math.nan, math.nan, math.nan, None, min(x.size, y.size))
+        return _no_data(min(x.size, y.size))
     p_value = float(_stats.mannwhitneyu(y, x, alternative="greater").pvalue)
     rng = np.random.default_rng(seed)
     xs, ys = _subsample(x, rng), _subsample(y, rng)
@@ -151,11 +159,10 @@ def percentile(values: np.ndarray, q: float) -> float:
 
 def percentile_difference(baseline: np.ndarray, candidate: np.ndarray, q: float, confidence: float, seed: int = 0) -> Estimate:
     """candidate's q-th percentile minus baseline's, with a seeded bootstrap interval; no p-value."""
-    x = np.asarray(baseline, dtype=np.float64)
-    y = np.asarray(candidate, dtype=np.float64)
+    x, y = _floats(baseline, candidate)
     n = min(x.size, y.size)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, None, 0)
+        return _no_data(0)
     rng = np.random.default_rng(seed)
     xb = np.percentile(rng.choice(x, (BOOTSTRAP_SAMPLES, x.size)), q, axis=1)
     yb = np.percentile(rng.choice(y, (BOOTSTRAP_SAMPLES, y.size)), q, axis=1)
@@ -199,11 +206,10 @@ def js_distance(baseline: np.ndarray, candidate: np.ndarray, bins: int = PSI_BIN
 
 def psi_estimate(baseline: np.ndarray, candidate: np.ndarray, confidence: float, seed: int = 0) -> Estimate:
     """PSI with a paired bootstrap interval (the pairs are resampled together); no p-value."""
-    x = np.asarray(baseline, dtype=np.float64)
-    y = np.asarray(candidate, dtype=np.float64)
+    x, y = _floats(baseline, candidate)
     n = min(x.size, y.size)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, None, 0)
+        return _no_data(0)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(BOOTSTRAP_SAMPLES // 2):
