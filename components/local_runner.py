@@ -279,14 +279,18 @@ class LocalServer:
 
 
 def _label_ready(rest_port: int, name: str, label: str) -> bool:
-    url = f"http://127.0.0.1:{rest_port}/v1/models/{name}/labels/{label}"
+    """Whether the server resolves `label` of model `name` to a loaded version.
+
+    Asks for the label's metadata: a status request ignores the label (as TF Serving's does),
+    while metadata must resolve it to a servable, which exists only once it is loaded.
+    """
+    url = f"http://127.0.0.1:{rest_port}/v1/models/{name}/labels/{label}/metadata"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             body = json.loads(response.read() or b"{}")
     except (urllib.error.URLError, OSError, ValueError):
         return False
-    states = [v.get("state") for v in body.get("model_version_status", [])]
-    return bool(states) and all(s == "AVAILABLE" for s in states)
+    return "metadata" in body
 
 
 @contextlib.contextmanager
