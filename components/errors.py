@@ -40,10 +40,6 @@ class StorageError(TfshipError, OSError):
     """A local path or gs:// object cannot be read or written."""
 
 
-class NotBuiltError(TfshipError, NotImplementedError):
-    """The step exists in the CLI but is not implemented yet."""
-
-
 class Preempted(TfshipError):
     """Training stopped on SIGTERM after saving a checkpoint; re-running the same job resumes it."""
 
