@@ -132,6 +132,24 @@ def test_tfship_run_twice_on_the_demo_data(tmp_path):
     assert list((runs[1] / "reports" / "canary").iterdir())
 
 
+def test_tfship_run_with_data_repo_and_runs_on_gcs(tmp_path, gcs_bucket):
+    from tfship import storage
+
+    data, schema = write_demo(str(tmp_path / "demo"))
+    storage.upload_file(data, f"{gcs_bucket}/data/penguins.csv")
+    storage.upload_file(schema, f"{gcs_bucket}/data/schema.yaml")
+    args = ["run", "--data", f"{gcs_bucket}/data/penguins.csv", "--schema", f"{gcs_bucket}/data/schema.yaml",
+            "--repo", f"{gcs_bucket}/repo", "--run-dir", f"{gcs_bucket}/workspace", "--steps", "40"]
+    for expected_stable in (1, 2):
+        result = tfship(*args)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        config = model_config.parse_models_config(storage.read_text(f"{gcs_bucket}/repo/models.config"))
+        assert config.model_config_list.config[0].version_labels["stable"] == expected_stable
+    assert "verdict:  PASS" in result.stdout
+    assert config.model_config_list.config[0].base_path == f"{gcs_bucket}/repo/penguins"
+    assert "saved_model.pb" in storage.list_files(f"{gcs_bucket}/repo/penguins/2")
+
+
 @pytest.mark.slow
 def test_a_failing_step_stops_the_chain_before_promotion(tmp_path):
     data = tmp_path / "bad.csv"
