@@ -105,7 +105,17 @@ def existing_versions(export_dir: str) -> list[str]:
     return sorted((n for n in names if n.isdigit()), key=int)
 
 
-def export(config: ExportConfig) -> ExportResult:
+def export(job_dir: str, export_dir: str, **options: Any) -> ExportResult:
+    """Export the latest valid checkpoint of `job_dir` as `<export_dir>/<version>/`.
+
+    Options are `ExportConfig`'s (`version`, `warmup_rows`)::
+
+        result = tfship.export("/tmp/job", "/tmp/export")   # -> /tmp/export/1
+    """
+    return run_export(ExportConfig(job_dir=job_dir, export_dir=export_dir, **options))
+
+
+def run_export(config: ExportConfig) -> ExportResult:
     """Export the latest valid checkpoint of `config.job_dir`; see the module docstring."""
     from tfship.job import load_trained_job
 

@@ -148,7 +148,18 @@ class ValidationReport:
         return lines
 
 
-def validate(config: ValidateConfig) -> ValidationReport:
+def validate(model: str, contract: str, **options: Any) -> ValidationReport:
+    """Validate the SavedModel version directory `model` against the contract YAML `contract`.
+
+    Options are `ValidateConfig`'s (`baseline`, `examples`, `report`, `timeout_s`, `seed`)::
+
+        report = tfship.validate("export/3", "contract.yaml", baseline="repo/penguins/2")
+        report.passed
+    """
+    return run_validation(ValidateConfig(model=model, contract=contract, **options))
+
+
+def run_validation(config: ValidateConfig) -> ValidationReport:
     """Run every check on `config.model`; write and return the report (see the module docstring).
 
     Raises ConfigError / DataError / ModelError (exit 2) when an input is unusable: a contract

@@ -20,7 +20,7 @@ from test_savedmodel_builders import keras_export, naive_keras_module, plain_mod
 from tfship import cli
 from tfship.errors import EXIT_BAD_INPUT, EXIT_FAILED_CHECK, ConfigError, ModelError
 from tfship.inspect_model import contract_yaml, describe
-from tfship.validation import ValidateConfig, validate
+from tfship.validation import ValidateConfig, run_validation
 from conftest import ISSUE_CONTRACT
 
 HALF_PLUS_TWO = "saved_model_half_plus_two_cpu/00000123"
@@ -54,7 +54,7 @@ def report_of(path: str) -> dict:
 def test_half_plus_two_passes_on_golden_rows(tf_serving_testdata: Path, tmp_path: Path) -> None:
     contract = write(tmp_path / "contract.yaml", HALF_PLUS_TWO_CONTRACT)
     examples = write(tmp_path / "golden.csv", "x\n2\n3\n4\n")  # x2 has a default in the graph
-    report = validate(ValidateConfig(
+    report = run_validation(ValidateConfig(
         model=str(tf_serving_testdata / HALF_PLUS_TWO), contract=contract, examples=examples,
         report=str(tmp_path / "report.json"),
     ))
@@ -105,7 +105,7 @@ def test_keras_model_export_passes_with_its_inspected_contract(tmp_path: Path) -
     assert sorted(yaml.safe_load(contract_text)["signatures"]) == ["serve", "serving_default"]
     contract = write(tmp_path / "contract.yaml", contract_text)
     examples = write(tmp_path / "golden.jsonl", '{"x": [1.0, 2.0]}\n{"x": [-3.0, 0.5]}\n')
-    report = validate(ValidateConfig(model=str(model_dir), contract=contract, examples=examples))
+    report = run_validation(ValidateConfig(model=str(model_dir), contract=contract, examples=examples))
     assert report.passed, report.summary_lines()
     assert Path(str(model_dir) + ".validation.json").is_file()  # default: beside the version directory
     assert "signature 'serving_default'  method: tensorflow/serving/predict" in describe(str(model_dir))
@@ -122,7 +122,7 @@ signatures:
       y: {dtype: float32, shape: [-1]}
       probabilities: {dtype: float32, shape: [-1, 2]}
 """)
-    report = validate(ValidateConfig(model=str(tmp_path / "1"), contract=contract, report=str(tmp_path / "r.json")))
+    report = run_validation(ValidateConfig(model=str(tmp_path / "1"), contract=contract, report=str(tmp_path / "r.json")))
     assert report.passed, report.summary_lines()
     assert [(r["batch"], r["inputs"]) for r in report.runtime["runs"]] == [(4, "generated"), (1, "generated")]
 
@@ -135,7 +135,7 @@ signatures:
     inputs: {x: {dtype: float32, shape: [-1, 2]}}
     outputs: {y: {dtype: float32, shape: [-1, 3]}}
 """)
-    report = validate(ValidateConfig(model=str(tmp_path / "1"), contract=contract, report=str(tmp_path / "r.json")))
+    report = run_validation(ValidateConfig(model=str(tmp_path / "1"), contract=contract, report=str(tmp_path / "r.json")))
     assert not report.passed
     (violation,) = report.violations
     assert violation.check == "run" and violation.where == "serving_default"
@@ -161,7 +161,7 @@ signatures:
       y: {dtype: float32, shape: [-1]}
       probabilities: {dtype: float32, shape: [-1, 3]}
 """)
-    report = validate(ValidateConfig(model=str(model_dir), contract=contract, report=str(tmp_path / "r.json")))
+    report = run_validation(ValidateConfig(model=str(model_dir), contract=contract, report=str(tmp_path / "r.json")))
     messages = [str(v) for v in report.violations]
     assert not report.passed
     assert ("[contract] serving_default.outputs.probabilities: shape is [-1, 2], the contract requires [-1, 3]"
@@ -190,7 +190,7 @@ def test_too_many_and_failing_warmup_records(tmp_path: Path) -> None:
     warmup_file.write_bytes(warmup_file.read_bytes() + one_more)
     contract = write(tmp_path / "contract.yaml", "signatures:\n  serving_default:\n    inputs: {x: {dtype: float32}}\n"
                                                 "    outputs: {}\n    allow_extra_outputs: true\n")
-    report = validate(ValidateConfig(model=str(model_dir), contract=contract, report=str(tmp_path / "r.json")))
+    report = run_validation(ValidateConfig(model=str(model_dir), contract=contract, report=str(tmp_path / "r.json")))
     assert [str(v) for v in report.violations] == [
         "[warmup] assets.extra/tf_serving_warmup_requests: 1001 records; TF Serving refuses more than 1000",
         "[warmup] record 0: Unknown signature 'no_such_signature'. Expected one of ['serving_default'].",

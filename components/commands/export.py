@@ -1,4 +1,4 @@
-"""`tfship export`: flags -> ExportConfig -> tfship.exporting.export."""
+"""`tfship export`: flags -> ExportConfig -> tfship.exporting.run_export."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.exporting import ExportConfig, export
+    from tfship.exporting import ExportConfig, run_export
 
     config = ExportConfig(job_dir=args.job_dir, export_dir=args.export_dir, version=args.version,
                           warmup_rows=args.warmup_rows)
-    result = export(config)
+    result = run_export(config)
     signatures = ", ".join(f"{name} ({method.rsplit('/', 1)[-1]})" for name, method in result.signatures.items())
     print(f"exported version {result.version} to {result.path} in {result.duration_s:.1f} s")
     print(f"  checkpoint step {result.metadata['checkpoint_step']}; signatures: {signatures}; "

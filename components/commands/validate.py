@@ -1,4 +1,4 @@
-"""`tfship validate`: flags -> ValidateConfig -> tfship.validation.validate; exit 1 when it fails."""
+"""`tfship validate`: flags -> ValidateConfig -> tfship.validation.run_validation; exit 1 when it fails."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.validation import ValidateConfig, validate
+    from tfship.validation import ValidateConfig, run_validation
 
     config = ValidateConfig(model=args.model, contract=args.contract, baseline=args.baseline,
                             examples=args.examples, report=args.report, timeout_s=args.timeout)
-    report = validate(config)
+    report = run_validation(config)
     print("\n".join(report.summary_lines()))
     return EXIT_OK if report.passed else EXIT_FAILED_CHECK
