@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 
@@ -143,3 +145,27 @@ def test_cli_unimportable_model_fails_before_anything_is_written(demo_data, tmp_
         "tfship train: error: Cannot import --model 'no_such_pkg.models:build': ModuleNotFoundError"
     )
     assert not (tmp_path / "job").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_json_lines_otherwise() -> None:
+    from tfship.progress import StepProgress
+
+    terminal = _Terminal()
+    bar = StepProgress(total=4, every=2, stream=terminal)
+    for step in range(1, 5):
+        bar.update(step, loss=0.5)
+    assert terminal.getvalue().count("\r") == 4 and "4/4 loss 0.5" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    log = io.StringIO()
+    lines = StepProgress(total=4, every=2, stream=log)
+    for step in range(1, 5):
+        lines.update(step, loss=0.5)
+    lines.event("done", heldout_accuracy=1.0)
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [e.get("step") for e in events] == [2, 4, None]
+    assert events[-1] == {"event": "done", "heldout_accuracy": 1.0}
