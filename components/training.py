@@ -176,9 +176,7 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     from tfship.checkpoint_policy import FixedIntervalPolicy
     from tfship.checkpointing import CheckpointStore, variables_of
-    from tfship.data import make_dataset
     from tfship.distribute import cluster_role, strategy_from_environment
-    from tfship.models import ModelContext, build_model
     from tfship.preemption import watch_sigterm
     from tfship.preprocessing import Preprocessor
     from tfship.progress import StepProgress
@@ -193,26 +191,8 @@ def run_training(config: TrainConfig) -> TrainResult:
     preprocessor = Preprocessor(schema, stats, vocabulary_files)
     classification = schema.task == "classification"
 
-    # Seeded right before the model is built: storage clients and retries may draw from Python's
-    # global random generator, and initial weights must not depend on where the data lives.
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
-        model = build_model(config.model, ctx)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-        optimizer.build(model.trainable_variables)
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-
-    def encode(features: dict[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        return preprocessor(features), preprocessor.encode_label(label)
-
-    train_ds = make_dataset(
-        files, schema, config.batch_size, config.holdout_every, "train", config.seed, config.shuffle_buffer
-    ).map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if role.num_workers > 1:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds = train_ds.with_options(options)
+    model, optimizer, step_counter = _build_model(config, schema, preprocessor, strategy)
+    train_ds = _training_input(config, files, schema, preprocessor, role)
     # The input position is checkpointed with the iterator where TensorFlow can save it (one
     # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
     # position is a function of the step: the deterministic stream is skipped to it on resume.
@@ -245,21 +225,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         if classification
         else keras.losses.MeanSquaredError(reduction=None)
     )
-
-    @tf.function
-    def train_step(batches: Any) -> tf.Tensor:
-        def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                outputs = model(features, training=True)
-                targets = labels if classification else tf.reshape(labels, [-1, 1])
-                loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=config.batch_size)
-            gradients = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return loss
-
-        features, labels = next(batches)
-        per_replica = strategy.run(replica_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    train_step = _train_step_function(model, optimizer, strategy, loss_object, classification, config.batch_size)
 
     writer = (
         tf.summary.create_file_writer(os.path.join(mirror, job.LOG_DIR))
@@ -340,6 +306,68 @@ def run_training(config: TrainConfig) -> TrainResult:
         storage.write_text(storage.join(config.job_dir, job.METRICS_FILE), json.dumps(metrics, indent=2))
     progress.event("done", **metrics)
     return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
+
+
+def _build_model(config: TrainConfig, schema: Any, preprocessor: Any, strategy: Any) -> tuple[Any, Any, Any]:
+    """The model, its built optimizer and the step counter, created under the strategy."""
+    import keras
+    import tensorflow as tf
+
+    from tfship.models import ModelContext, build_model
+
+    # Seeded right before the model is built: storage clients and retries may draw from Python's
+    # global random generator, and initial weights must not depend on where the data lives.
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
+        model = build_model(config.model, ctx)
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer.build(model.trainable_variables)
+        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    return model, optimizer, step_counter
+
+
+def _training_input(config: TrainConfig, files: Any, schema: Any, preprocessor: Any, role: Any) -> Any:
+    """The endless, shuffled stream of preprocessed training batches."""
+    import tensorflow as tf
+
+    from tfship.data import make_dataset
+
+    def encode(features: dict[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return preprocessor(features), preprocessor.encode_label(label)
+
+    batches = make_dataset(
+        files, schema, config.batch_size, config.holdout_every, "train", config.seed, config.shuffle_buffer
+    ).map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if role.num_workers > 1:
+        # Every worker reads the whole stream and keeps its share of each global batch.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        batches = batches.with_options(options)
+    return batches
+
+
+def _train_step_function(model: Any, optimizer: Any, strategy: Any, loss_object: Any, classification: bool,
+                         global_batch_size: int) -> Any:
+    """One optimizer step on the next batch of an iterator, across the strategy's replicas."""
+    import tensorflow as tf
+
+    @tf.function
+    def train_step(batches: Any) -> tf.Tensor:
+        def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                outputs = model(features, training=True)
+                targets = labels if classification else tf.reshape(labels, [-1, 1])
+                loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=global_batch_size)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss
+
+        features, labels = next(batches)
+        per_replica = strategy.run(replica_step, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return train_step
 
 
 def _evaluate(model, preprocessor, files, schema, config, loss_object, classification) -> dict[str, Any]:
