@@ -64,7 +64,7 @@ def _print(line: str) -> None:
 
 
 def tfship_command() -> list[str]:
-    """The `tfship` command: `$TFSHIP_CLI` (the Airflow environment points it at .venv's), else
+    """The `tfship` command: `$TFSHIP_CLI` (an Airflow environment points it at one with TensorFlow), else
     this interpreter's `python -m tfship.cli`."""
     override = os.environ.get("TFSHIP_CLI")
     if override:

@@ -37,7 +37,7 @@ NAMESPACE = os.environ.get("TFSHIP_NAMESPACE", "tfship")
 COMPILED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship_retrain.yaml")
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
@@ -61,7 +61,7 @@ def plan_op(
     return namedtuple("Plan", ["plan", "first_version"])(json.dumps(doc), run_plan.first_version)
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Output[Metrics]):
     """Train (resuming the run's job dir after a preemption); log the final metrics."""
     import json
@@ -82,7 +82,7 @@ def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Outpu
             metrics.log_metric(key, float(value))
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train_tfjob_op(plan: str, workers: int, gpu_image: str, gpu_type: str, gpu_count: int,
                    spot: bool, namespace: str, data: Input[Dataset], job: Output[Model],
                    metrics: Output[Metrics]):
@@ -110,7 +110,7 @@ def train_tfjob_op(plan: str, workers: int, gpu_image: str, gpu_type: str, gpu_c
             metrics.log_metric(key, float(value))
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
     """Export the job's latest checkpoint as the run's SavedModel version."""
     import json
@@ -128,7 +128,7 @@ def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
         handle.write(json.dumps({"model_dir": model_dir, "version": version}))
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
     """Validate the SavedModel against the contract (fails the pipeline on a violation)."""
     import json
@@ -142,7 +142,7 @@ def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
         raise RuntimeError(f"tfship validate exited {code}: the model breaks its contract")
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def push_op(plan: str, saved_model: Input[Model]) -> int:
     """Push the version into the repository with the `canary` label."""
     import json
@@ -156,7 +156,7 @@ def push_op(plan: str, saved_model: Input[Model]) -> int:
     return int(doc["plan"]["version"])
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def canary_op(plan: str, pushed_version: int, report: Output[Markdown],
               metrics: Output[Metrics]) -> str:
     """Canary the pushed version against `stable`; returns PASS or FAIL (the gate's input).
@@ -185,7 +185,7 @@ def canary_op(plan: str, pushed_version: int, report: Output[Markdown],
     return verdict
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote_op(plan: str):
     """Move `stable` to the pushed (canary) version."""
     import json

@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from locks_util import pins
 from tfship import chain
 from tfship.cli import COMMANDS
 
@@ -51,14 +52,14 @@ def test_dockerfile_pinned_non_root_entrypoint_tfship(name):
     entrypoints = [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert yaml.safe_load(entrypoints[-1]) == ["tfship"] and "tfship" in scripts
-    # Installs the package with the step extras, so every `tfship <step>` works in it.
-    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
-    assert "'.[steps]'" in runs
+    # What it installs is checked in test_image_env.py (the lock, through images/install-env.sh).
 
 
 def test_gpu_image_installs_cuda_build():
     runs = " ".join(r for k, r in _instructions(IMAGES / "Dockerfile.gpu") if k == "RUN")
-    assert "tensorflow[and-cuda]==2.21" in runs
+    assert "locks/image-gpu.txt" in runs
+    gpu = pins("image-gpu")  # tensorflow[and-cuda]: CUDA and cuDNN wheels matched to TensorFlow
+    assert gpu["tensorflow"].startswith("2.21.") and "nvidia-cudnn-cu12" in gpu and "nvidia-cublas-cu12" in gpu
 
 
 def test_serving_manifest_validates_and_reads_the_pushed_config():

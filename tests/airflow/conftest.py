@@ -1,7 +1,9 @@
 """Airflow tests run in .venv-airflow (Airflow 3 + cncf-kubernetes, no TensorFlow).
 
-The steps themselves run through `$TFSHIP_CLI` (.venv's `tfship`, which has TensorFlow), as the
-Makefile's `test-airflow` target sets it. Each session gets a fresh AIRFLOW_HOME with a migrated
+The steps themselves run through `$TFSHIP_CLI`: the Makefile's `test-airflow` target points it at the
+`tfship` of the CPU image's environment (`.cache/image-cpu`, built from locks/image-cpu.txt the way
+images/Dockerfile.cpu builds it), so the local-mode DAG runs each step's command, with the arguments the
+KubernetesPodOperator pods get, in what the image holds. Each session gets a fresh AIRFLOW_HOME with a migrated
 SQLite database.
 """
 
@@ -23,19 +25,20 @@ DAGS = ROOT / "dags"
 def _tfship_cli() -> str:
     cli = os.environ.get("TFSHIP_CLI") or shutil.which("tfship")
     if not cli:
-        pytest.fail("Set TFSHIP_CLI to .venv's tfship (see the Makefile's test-airflow target).")
+        pytest.fail("Set TFSHIP_CLI to the image environment's tfship (see the Makefile's test-airflow"
+                    " target).")
     return cli
 
 
 @pytest.fixture(scope="session")
 def tfship_cli() -> str:
-    """.venv's `tfship` (TensorFlow and the steps), which the local-mode DAG runs."""
+    """The image environment's `tfship` (TensorFlow and the steps), which the local-mode DAG runs."""
     return _tfship_cli()
 
 
 @pytest.fixture(scope="session")
 def tfship_python(tfship_cli: str) -> str:
-    """The interpreter of .venv, to read results with tfship's own modules."""
+    """The interpreter beside that `tfship`, to read results with tfship's own modules."""
     python = Path(tfship_cli).with_name("python")
     assert python.exists(), python
     return str(python)
