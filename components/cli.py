@@ -11,9 +11,11 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 
-from tfship.errors import TfshipError
+from tfship.errors import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, TfshipError
 
 # name -> one-line help. Order is the order of the chain; helpers after the steps.
 COMMANDS: dict[str, str] = {
@@ -65,6 +67,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tfship {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        # The environment, not a verdict: a path of the wrong kind, no permission, a full disk.
+        print(f"tfship {args.command}: error: {_os_error_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a bug in tfship: never dressed as a verdict (exit 1)
+        where = _write_traceback(args.command)
+        print(f"tfship {args.command}: internal error (a bug in tfship, exit {EXIT_INTERNAL_ERROR}): "
+              f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} - traceback: {where}",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _os_error_line(error: OSError) -> str:
+    """`Cannot use PATH: Permission denied` when the error names its path, else its own text."""
+    if error.filename is None:
+        return f"{type(error).__name__}: {error}"
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    return f"Cannot use {paths}: {error.strerror or error} ({type(error).__name__})."
+
+
+def _write_traceback(command: str) -> str:
+    """Write the current exception's traceback to a file; its path (or stderr if none can be written)."""
+    text = traceback.format_exc()
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"tfship-{command}-", suffix=".traceback.txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        sys.stderr.write(text)
+        return "printed above"
+    return path
 
 
 if __name__ == "__main__":

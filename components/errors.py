@@ -1,8 +1,11 @@
 """Errors that tfship reports to a user as one line, and the exit codes they map to.
 
 Every error a user can cause (bad data, a bad flag, a model that will not load) is a subclass
-of `TfshipError`; the CLI prints its message as one line and exits with its `exit_code`. Any
-other exception is a bug in tfship and keeps its traceback.
+of `TfshipError`; the CLI prints its message as one line and exits with its `exit_code`. An
+`OSError` that escapes a step (a path of the wrong kind, an unwritable directory, a full disk)
+is the environment's fault, not a verdict: one line naming the path, exit 2. Any other exception
+is a bug in tfship: the CLI prints a one-line header naming the traceback file it wrote and exits
+`EXIT_INTERNAL_ERROR`, never 1 (1 means "a gate said no").
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED_CHECK = 1  # a gate said no: validation failed, canary FAIL
 EXIT_BAD_INPUT = 2  # the user's input is wrong: fix it, do not retry
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in tfship; the traceback is in the file the CLI names
 EXIT_PREEMPTED = 143  # SIGTERM: a checkpoint was saved, retry the same run (128 + SIGTERM)
 
 
