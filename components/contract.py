@@ -37,6 +37,7 @@ import yaml
 from tfship import storage
 from tfship.errors import ConfigError, StorageError
 from tfship.savedmodel import SignatureInfo, TensorSpecInfo
+from tfship.text import decode_utf8
 
 # The dtype names a contract may use (numpy-style, as `tfship inspect` prints them).
 DTYPES = (
@@ -191,9 +192,10 @@ def _shape(value: Any, source: str, where: str) -> Shape:
 def load_contract(path: str) -> Contract:
     """Read and validate a contract YAML file (local or gs://); ConfigError with one line if bad."""
     try:
-        text = storage.read_text(path)
-    except (StorageError, UnicodeDecodeError) as error:
+        data = storage.read_bytes(path)
+    except StorageError as error:
         raise ConfigError(f"Cannot read --contract {path}: {error}") from error
+    text = decode_utf8(data, f"--contract {path}", ConfigError)
     try:
         mapping = yaml.safe_load(text)
     except yaml.YAMLError as error:

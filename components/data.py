@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tfship import storage
 from tfship.errors import DataError
 from tfship.schema import Schema
+from tfship.text import utf8_lines
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -150,6 +151,11 @@ def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int
             f"({stats.heldout_rows} held-out row(s) only)."
         )
     for name, accumulator in numeric.items():
+        if not (math.isfinite(accumulator.mean) and math.isfinite(accumulator.stddev)):
+            raise DataError(
+                f"Column {name!r}: its values are too large to normalise (mean {accumulator.mean}, "
+                f"standard deviation {accumulator.stddev} in float64); rescale the column."
+            )
         stats.means[name] = accumulator.mean
         stats.stddevs[name] = accumulator.stddev or 1.0
     for name, counter in counts.items():
@@ -164,15 +170,31 @@ def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int
     return stats
 
 
+def _open_data(path: str) -> Any:
+    """A data file opened in binary (lines are decoded one by one by `_csv_reader`)."""
+    try:
+        return open(path, "rb")
+    except OSError as error:
+        raise DataError(f"Cannot open data file {path}: {error.strerror}") from error
+
+
+def _csv_reader(handle: Any, path: str) -> Any:
+    """A csv.reader over UTF-8 lines (a BOM dropped); a line that is not UTF-8 is a DataError."""
+    return csv.reader(utf8_lines(handle, path, DataError))
+
+
+def read_header(path: str) -> list[str] | None:
+    """The column names in the first line of a CSV file (None if the file is empty)."""
+    with _open_data(path) as handle:
+        try:
+            return next(_csv_reader(handle, path), None)
+        except csv.Error as error:
+            raise DataError(f"{path}:1: the header is not valid CSV ({error}).") from None
+
+
 def _check_same_header(paths: tuple[str, ...]) -> None:
     """The tf.data reader decodes every file with the first file's column positions."""
-    headers = {}
-    for path in paths:
-        try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                headers[path] = next(csv.reader(handle), None)
-        except OSError as error:
-            raise DataError(f"Cannot open data file {path}: {error.strerror}") from error
+    headers = {path: read_header(path) for path in paths}
     first = paths[0]
     for path, header in headers.items():
         if header is not None and headers[first] is not None and header != headers[first]:
@@ -185,50 +207,62 @@ def class_name(value: Any) -> str:
 
 
 def _parse_number(text: str, schema: Schema, where: str, column: str) -> float:
+    """A numeric cell; `na_values` -> NaN (missing). inf/nan otherwise are refused: normalisation
+    statistics would become NaN and silently zero the feature for every row."""
     if text in schema.na_values:
         return math.nan
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise DataError(f"{where}: column {column!r}: {text!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{where}: column {column!r}: {text!r} is not a finite number "
+            "(list it under the schema's `na_values` to read it as missing)."
+        )
+    return value
 
 
 def _csv_rows(path: str, schema: Schema, digest: Any):
     """Yield each data row of a CSV file as {column: value}, validating as it goes."""
-    try:
-        handle = open(path, newline="", encoding="utf-8")
-    except OSError as error:
-        raise DataError(f"Cannot open data file {path}: {error.strerror}") from error
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path} is empty: expected a header row naming the columns.")
-        digest.update(",".join(header).encode())
-        missing = [c for c in schema.columns if c not in header]
-        if missing:
-            raise DataError(
-                f"{path}: the schema names column(s) {missing} that the header does not have "
-                f"(header: {header})."
-            )
-        positions = {column: header.index(column) for column in schema.columns}
+    with _open_data(path) as handle:
+        reader = _csv_reader(handle, path)
+        try:
+            yield from _csv_records(reader, path, schema, digest)
+        except csv.Error as error:  # a field over csv.field_size_limit(), a NUL byte, ...
+            raise DataError(f"{path}:{reader.line_num}: not valid CSV ({error}).") from None
+
+
+def _csv_records(reader: Any, path: str, schema: Schema, digest: Any):
+    """The rows of `_csv_rows`, from a reader positioned at the header."""
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path} is empty: expected a header row naming the columns.")
+    digest.update(",".join(header).encode())
+    missing = [c for c in schema.columns if c not in header]
+    if missing:
+        raise DataError(
+            f"{path}: the schema names column(s) {missing} that the header does not have "
+            f"(header: {header})."
+        )
+    positions = {column: header.index(column) for column in schema.columns}
+    line = reader.line_num
+    for fields in reader:
+        where = f"{path}:{reader.line_num}"
+        if reader.line_num != line + 1:
+            raise DataError(f"{where}: a quoted field spans lines; tfship reads one row per line.")
         line = reader.line_num
-        for fields in reader:
-            where = f"{path}:{reader.line_num}"
-            if reader.line_num != line + 1:
-                raise DataError(f"{where}: a quoted field spans lines; tfship reads one row per line.")
-            line = reader.line_num
-            if len(fields) != len(header):
-                raise DataError(f"{where}: expected {len(header)} fields as in the header, found {len(fields)}.")
-            digest.update("\x1f".join(fields).encode())
-            row: dict[str, Any] = {}
-            for column, position in positions.items():
-                text = fields[position]
-                dtype = schema.dtype_of(column)
-                if column == schema.label and text in schema.na_values:
-                    raise DataError(f"{where}: the label {column!r} is missing ({text!r}).")
-                row[column] = text if dtype == "string" else _parse_number(text, schema, where, column)
-            yield row
+        if len(fields) != len(header):
+            raise DataError(f"{where}: expected {len(header)} fields as in the header, found {len(fields)}.")
+        digest.update("\x1f".join(fields).encode())
+        row: dict[str, Any] = {}
+        for column, position in positions.items():
+            text = fields[position]
+            dtype = schema.dtype_of(column)
+            if column == schema.label and text in schema.na_values:
+                raise DataError(f"{where}: the label {column!r} is missing ({text!r}).")
+            row[column] = text if dtype == "string" else _parse_number(text, schema, where, column)
+        yield row
 
 
 def _tfrecord_rows(path: str, schema: Schema, digest: Any):
@@ -259,6 +293,8 @@ def _tfrecord_rows(path: str, schema: Schema, digest: Any):
                 else:
                     if kind == "bytes_list":
                         raise DataError(f"{where}: feature {column!r} is bytes; expected a number.")
+                    if not math.isfinite(value):
+                        raise DataError(f"{where}: feature {column!r} is {value}, not a finite number.")
                     row[column] = float(value)
             yield row
     except tf.errors.OpError as error:
@@ -300,8 +336,7 @@ def make_dataset(
         return rows.enumerate().filter(select).map(lambda index, row: row)
 
     if files.format == "csv":
-        with open(files.paths[0], newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle))
+        header = read_header(files.paths[0]) or []
         # decode_csv returns selected columns in file order; remember where each one lands.
         select_cols = sorted(header.index(c) for c in columns)
         order = [select_cols.index(header.index(c)) for c in columns]

@@ -8,11 +8,16 @@ features:
   colour: string            # categorical: vocabulary learned from the training data
 na_values: ["NA", ""]       # optional: cells read as missing (numeric -> mean, string -> OOV)
 ```
-CSV header names are the feature names; TFRecord files hold tf.Example with those keys.
+CSV header names are the feature names; TFRecord files hold tf.Example with those keys. Any
+name is allowed (`bill length`, `île`): clients see it unchanged in the serving signatures and the
+contract; Keras layers, graph nodes and vocabulary files use its `graph_name`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +25,32 @@ import yaml
 
 from tfship import storage
 from tfship.errors import SchemaError
+from tfship.text import decode_utf8
 
 TASKS = ("classification", "regression")
 NUMERIC_DTYPES = ("float32", "float64", "int32", "int64")
 DTYPES = (*NUMERIC_DTYPES, "string")
 _KNOWN_KEYS = {"task", "label", "features", "na_values", "label_dtype"}
+# A name Keras accepts as a layer/scope name, TensorFlow as a node name and tf.function as a
+# parameter name, and any file system as a file name.
+_GRAPH_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def graph_name(name: str) -> str:
+    """`name` itself when Keras and TensorFlow accept it, else an ASCII stand-in that is stable
+    and unique: `île` -> `ile_5f1c5d3a` (the letters kept, a hash of the original appended).
+
+    Keras refuses layer names such as `île_embedding` or `bill length_embedding` (not valid
+    scope names), and TensorFlow renames such placeholders; this is the one place that decides
+    the internal name, so training, export and the job directory agree.
+    """
+    if _GRAPH_NAME.fullmatch(name):
+        return name
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", ascii_name).strip("_")
+    if not stem[:1].isalpha():
+        stem = f"f_{stem}".rstrip("_")
+    return f"{stem}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,12 @@ class Schema:
                 )
         if self.label in self.features:
             raise SchemaError(f"The label {self.label!r} is also listed under `features`.")
+        internal: dict[str, str] = {}
+        for name in self.features:
+            clash = internal.setdefault(graph_name(name), name)
+            if clash != name:
+                raise SchemaError(f"Features {clash!r} and {name!r} both map to the internal name {graph_name(name)!r}; "
+                                  "rename one of them.")
         default_label = "string" if self.task == "classification" else "float32"
         label_dtype = self.label_dtype or default_label
         wrong_kind = "string" if self.task == "regression" else "float"
@@ -118,9 +150,10 @@ class Schema:
 def load_schema(path: str) -> Schema:
     """Read and validate a schema YAML file (local or gs://)."""
     try:
-        text = storage.read_text(path)
-    except Exception as error:  # StorageError or decoding
+        data = storage.read_bytes(path)
+    except Exception as error:  # StorageError, or a gs:// client error
         raise SchemaError(f"Cannot read schema {path}: {error}") from error
+    text = decode_utf8(data, f"schema {path}", SchemaError)
     try:
         mapping = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -1,0 +1,38 @@
+"""Reading the user's text files (CSV data, schema and contract YAML) as UTF-8, with a clear error.
+
+Editors on Windows save UTF-8 with a byte-order mark, and spreadsheets export Latin-1 or UTF-16:
+a BOM is accepted and dropped; any other byte that is not UTF-8 is refused with the file and the
+line named, instead of a `UnicodeDecodeError` traceback or a header whose first name never matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+BOM = "\ufeff"
+
+
+def _not_utf8(source: str, line: int, byte: int, offset: int) -> str:
+    return (f"{source}:{line}: not UTF-8 text (byte 0x{byte:02x} at byte {offset + 1} of the line); "
+            "save the file as UTF-8.")
+
+
+def decode_utf8(data: bytes, source: str, error_type: type[Exception]) -> str:
+    """`data` as text without a leading BOM; `error_type` naming the line of the first bad byte."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        offset = error.start - (data.rfind(b"\n", 0, error.start) + 1)
+        raise error_type(_not_utf8(source, line, data[error.start], offset)) from None
+    return text.removeprefix(BOM)
+
+
+def utf8_lines(raw_lines: Iterable[bytes], source: str, error_type: type[Exception]) -> Iterator[str]:
+    """Decode a binary file's lines one at a time (constant memory), dropping a BOM on the first."""
+    for number, raw in enumerate(raw_lines, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise error_type(_not_utf8(source, number, raw[error.start], error.start)) from None
+        yield text.removeprefix(BOM) if number == 1 else text
