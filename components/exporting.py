@@ -50,12 +50,15 @@ class ExportConfig:
         export_dir: where version directories go (local or gs://); created if absent.
         version: the version to write; default (None) the next integer above the existing ones.
         warmup_rows: held-out rows turned into warm-up requests (0 = no warm-up file).
+        allow_model_change: run the job's `--model` even if its source file changed since
+            training (by default export refuses: a job directory names code that export runs).
     """
 
     job_dir: str
     export_dir: str
     version: int | None = None
     warmup_rows: int = DEFAULT_WARMUP_ROWS
+    allow_model_change: bool = False
 
     def __post_init__(self) -> None:
         storage.check_uri(self.job_dir, "--job-dir")
@@ -108,7 +111,7 @@ def existing_versions(export_dir: str) -> list[str]:
 def export(job_dir: str, export_dir: str, **options: Any) -> ExportResult:
     """Export the latest valid checkpoint of `job_dir` as `<export_dir>/<version>/`.
 
-    Options are `ExportConfig`'s (`version`, `warmup_rows`)::
+    Options are `ExportConfig`'s (`version`, `warmup_rows`, `allow_model_change`)::
 
         result = tfship.export("/tmp/job", "/tmp/export")   # -> /tmp/export/1
     """
@@ -119,7 +122,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     """Export the latest valid checkpoint of `config.job_dir`; see the module docstring."""
     from tfship.job import load_trained_job
 
-    return export_job(load_trained_job(config.job_dir), config)
+    return export_job(load_trained_job(config.job_dir, config.allow_model_change), config)
 
 
 def export_job(job: Any, config: ExportConfig) -> ExportResult:
@@ -157,12 +160,14 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int) -> tuple[dict[st
     import tensorflow as tf
     from tfship import warmup
     from tfship.savedmodel import load_session_model
-    from tfship.signatures import ServingModule, example_method, example_signature_name
+    from tfship.schema import graph_name
+    from tfship.signatures import SERVING_DEFAULT, ServingModule, example_method, example_signature_name
 
     schema = job.schema
     module = ServingModule(job.preprocessor, job.model, dict(schema.features), schema.task, job.class_names)
     tf.saved_model.save(module, staging, signatures=module.signatures())
-    set_method_names(staging, module.method_names())
+    input_names = {graph_name(name): name for name in schema.features if graph_name(name) != name}
+    set_signature_names(staging, module.method_names(), {SERVING_DEFAULT: input_names})
     records = []
     if warmup_rows:
         rows = job.heldout_rows(warmup_rows)
@@ -181,11 +186,15 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int) -> tuple[dict[st
     return signatures, len(records)
 
 
-def set_method_names(saved_model_dir: str, method_names: dict[str, str]) -> None:
-    """Rewrite signature method names in saved_model.pb (tf.saved_model.save writes predict only).
+def set_signature_names(saved_model_dir: str, method_names: dict[str, str],
+                        input_names: dict[str, dict[str, str]] | None = None) -> None:
+    """Rewrite signature method names and input keys in saved_model.pb.
 
-    TF Serving's Classify and Regress APIs refuse a signature whose method_name is not
-    classify/regress. fingerprint.pb hashes saved_model.pb, so it is rewritten to match.
+    tf.saved_model.save writes method predict only, and TF Serving's Classify and Regress APIs
+    refuse a signature whose method_name is not classify/regress. It also keys inputs by their
+    placeholder names, which must be graph names: `input_names` ({signature: {graph name: feature
+    name}}) gives clients the feature names back (`île`, not `ile_2ba3c877`). fingerprint.pb
+    hashes saved_model.pb, so it is rewritten to match.
     """
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -196,6 +205,11 @@ def set_method_names(saved_model_dir: str, method_names: dict[str, str]) -> None
     for meta_graph in proto.meta_graphs:
         for name, method in method_names.items():
             meta_graph.signature_def[name].method_name = method
+        for name, renames in (input_names or {}).items():
+            inputs = meta_graph.signature_def[name].inputs
+            for internal, feature in renames.items():
+                inputs[feature].CopyFrom(inputs[internal])
+                del inputs[internal]
     with open(path, "wb") as handle:
         handle.write(proto.SerializeToString())
     fingerprint = os.path.join(saved_model_dir, "fingerprint.pb")

@@ -20,12 +20,19 @@ from typing import Any
 
 from tfship import storage
 from tfship.errors import ModelError
+from tfship.schema import graph_name
 
 JOB_FILE = "tfship_job.json"
 METRICS_FILE = "metrics.json"
 VOCABULARY_DIR = "vocabularies"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = os.path.join("logs", "train")
+LABEL_VOCABULARY = "_label"  # the classes' vocabulary; no feature's graph name starts with "_"
+
+
+def vocabulary_file_name(name: str) -> str:
+    """The vocabulary file of a feature (or of the label's classes): a safe file name for any column."""
+    return f"{name if name == LABEL_VOCABULARY else graph_name(name)}.txt"
 
 
 def local_mirror(job_dir: str) -> str:
@@ -38,15 +45,19 @@ def read_job_file(job_dir: str) -> dict[str, Any] | None:
     uri = storage.join(job_dir, JOB_FILE)
     if not storage.exists(uri):
         return None
-    return json.loads(storage.read_text(uri))
+    try:
+        return json.loads(storage.read_bytes(uri))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{uri} is not a readable tfship job description ({error}); "
+                         "the job directory is damaged: train again in a new --job-dir.") from None
 
 
 def fetch_vocabularies(job_dir: str, job: dict[str, Any]) -> dict[str, str]:
     """Local paths of the job's vocabulary files (downloaded from gs:// when needed)."""
     local = os.path.join(local_mirror(job_dir), VOCABULARY_DIR)
-    names = [*job["stats"]["vocabularies"], *(["_label"] if job["stats"]["classes"] is not None else [])]
-    paths = {name: os.path.join(local, f"{name}.txt") for name in names}
-    missing = [f"{n}.txt" for n, p in paths.items() if not os.path.exists(p)]
+    names = [*job["stats"]["vocabularies"], *([LABEL_VOCABULARY] if job["stats"]["classes"] is not None else [])]
+    paths = {name: os.path.join(local, vocabulary_file_name(name)) for name in names}
+    missing = [os.path.basename(p) for p in paths.values() if not os.path.exists(p)]
     if missing:
         storage.download_tree(storage.join(job_dir, VOCABULARY_DIR), local, missing)
     return paths
@@ -76,8 +87,32 @@ class TrainedJob:
         return [{k: v for k, v in row.items() if k != self.schema.label} for row in rows]
 
 
-def load_trained_job(job_dir: str) -> TrainedJob:
-    """Rebuild the model of `job_dir` and restore the latest valid checkpoint's weights."""
+def check_model_source(job_dir: str, job: dict[str, Any], allow_model_change: bool) -> None:
+    """Refuse to run a `--model` whose code is not the code the job was trained with.
+
+    A job directory is code: its `tfship_job.json` names a `module:function` that export imports
+    and calls. The module's source digest is recorded at train start and compared here, before
+    the module is imported; `allow_model_change` accepts a deliberate change.
+    """
+    from tfship.models import model_source_digest
+
+    spec = job["config"]["model"]
+    recorded = job["fingerprints"].get("model_source")
+    if allow_model_change or recorded == model_source_digest(spec):
+        return
+    was = f"its source was {recorded}" if recorded else "its source was not recorded"
+    raise ModelError(
+        f"--job-dir {job_dir}: --model {spec!r} is not the code the job was trained with ({was} at train "
+        "start); export imports and runs it. Check the change, then pass --allow-model-change."
+    )
+
+
+def load_trained_job(job_dir: str, allow_model_change: bool = False) -> TrainedJob:
+    """Rebuild the model of `job_dir` and restore the latest valid checkpoint's weights.
+
+    Refuses (ModelError) a model function whose source changed since training, unless
+    `allow_model_change` (see `check_model_source`).
+    """
     import tensorflow as tf
 
     from tfship.checkpointing import CheckpointStore, variables_of
@@ -90,6 +125,7 @@ def load_trained_job(job_dir: str) -> TrainedJob:
     job = read_job_file(job_dir)
     if job is None:
         raise ModelError(f"{job_dir} is not a tfship job directory: it has no {JOB_FILE} (run `tfship train`).")
+    check_model_source(job_dir, job, allow_model_change)
     schema = Schema.from_dict(job["schema"])
     stats = FeatureStats.from_dict(job["stats"])
     preprocessor = Preprocessor(schema, stats, fetch_vocabularies(job_dir, job))

@@ -13,14 +13,18 @@ a `ModelContext` and returns such a Keras model::
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 
 from tfship.errors import ModelError
-from tfship.schema import Schema
+from tfship.schema import Schema, graph_name
 
 BUILTIN_MODELS = ("mlp", "linear")
 
@@ -35,9 +39,13 @@ class ModelContext:
     hparams: dict[str, Any] = field(default_factory=dict)
 
     def keras_inputs(self) -> dict[str, keras.KerasTensor]:
-        """One Keras input per feature, named and typed as the preprocessor emits them."""
+        """One Keras input per feature, keyed by feature name and typed as the preprocessor emits them.
+
+        Keras matches a dict of inputs by key; the layer itself is named with the feature's
+        `graph_name`, since Keras refuses names such as `bill length` or `île`.
+        """
         return {
-            name: keras.Input(shape=(1,), name=name, dtype="int64" if dtype == "string" else "float32")
+            name: keras.Input(shape=(1,), name=graph_name(name), dtype="int64" if dtype == "string" else "float32")
             for name, dtype in self.schema.features.items()
         }
 
@@ -47,8 +55,8 @@ class ModelContext:
             return inputs[name]
         size = self.vocabulary_sizes[name] + 1  # + the out-of-vocabulary id 0
         dim = int(self.hparams.get("embedding_dim", min(8, size)))
-        embedded = keras.layers.Embedding(size, dim, name=f"{name}_embedding")(inputs[name])
-        return keras.layers.Flatten(name=f"{name}_flat")(embedded)
+        embedded = keras.layers.Embedding(size, dim, name=f"{graph_name(name)}_embedding")(inputs[name])
+        return keras.layers.Flatten(name=f"{graph_name(name)}_flat")(embedded)
 
 
 def mlp(ctx: ModelContext) -> keras.Model:
@@ -87,9 +95,41 @@ def resolve_model_fn(spec: str) -> Any:
     return function
 
 
+def model_source_digest(spec: str) -> str:
+    """What identifies the code behind `--model`, found WITHOUT importing (running) its module.
+
+    A built-in family is tfship's own code (`builtin:mlp`); a `module:function` is the sha256 of
+    the module's source file. Recorded at train start; export compares it before importing the
+    module, because a job directory names code that export runs (only the parent packages of
+    the module are imported to locate it).
+    """
+    if spec in BUILTIN_MODELS:
+        return f"builtin:{spec}"
+    module_name = spec.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module_name) if module_name else None
+    except (ImportError, ValueError) as error:
+        raise ModelError(f"Cannot find the module of --model {spec!r}: {type(error).__name__}: {error}") from error
+    if found is None or not found.origin or not os.path.isfile(found.origin):
+        raise ModelError(f"Cannot find the source file of --model {spec!r} (module {module_name!r}).")
+    with open(found.origin, "rb") as handle:
+        return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+
+
 def build_model(spec: str, ctx: ModelContext) -> keras.Model:
     """Build the model body and check that it fits the preprocessor's output."""
-    model = resolve_model_fn(spec)(ctx)
+    function = resolve_model_fn(spec)
+    try:
+        with warnings.catch_warnings():
+            # `keras_inputs` keys inputs by feature name and names the layers with graph names on
+            # purpose (Keras matches dict inputs by key); Keras warns when the two differ.
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+            model = function(ctx)
+    except Exception as error:  # Keras refusing a hyper-parameter (units=-1, dropout=2), a bad value type
+        detail = str(error).splitlines()[0] if str(error) else ""
+        raise ModelError(
+            f"--model {spec!r} cannot be built with hyper-parameters {ctx.hparams}: {type(error).__name__}: {detail}"
+        ) from error
     if not isinstance(model, keras.Model):
         raise ModelError(f"--model {spec!r} returned {type(model).__name__}; expected a keras.Model.")
     expected = set(ctx.schema.features)

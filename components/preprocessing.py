@@ -16,20 +16,21 @@ import os
 import tensorflow as tf
 
 from tfship.data import FeatureStats
+from tfship.job import LABEL_VOCABULARY, vocabulary_file_name
 from tfship.schema import Schema
 
 OOV_ID = 0
 
 
 def write_vocabularies(stats: FeatureStats, directory: str) -> dict[str, str]:
-    """Write one vocabulary file per categorical feature (and `_label` for the classes)."""
+    """Write one vocabulary file per categorical feature (and `_label` for the classes); name -> path."""
     os.makedirs(directory, exist_ok=True)
     paths: dict[str, str] = {}
     vocabularies = dict(stats.vocabularies)
     if stats.classes is not None:
-        vocabularies["_label"] = stats.classes
+        vocabularies[LABEL_VOCABULARY] = stats.classes
     for name, values in vocabularies.items():
-        path = os.path.join(directory, f"{name}.txt")
+        path = os.path.join(directory, vocabulary_file_name(name))
         with open(path, "w", encoding="utf-8") as handle:
             handle.writelines(f"{value}\n" for value in values)
         paths[name] = path
@@ -58,7 +59,7 @@ class Preprocessor(tf.Module):
         self.vocabulary_sizes = {n: len(stats.vocabularies[n]) for n in schema.categorical_features}
         self.tables = {n: _table(vocabulary_files[n]) for n in schema.categorical_features}
         self.classes = list(stats.classes) if stats.classes is not None else None
-        self.label_table = _table(vocabulary_files["_label"]) if self.classes is not None else None
+        self.label_table = _table(vocabulary_files[LABEL_VOCABULARY]) if self.classes is not None else None
 
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         inputs: dict[str, tf.Tensor] = {}

@@ -25,6 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 from tfship.savedmodel import CLASSIFY_METHOD, REGRESS_METHOD
+from tfship.schema import graph_name
 
 SERVING_DEFAULT = "serving_default"
 EXAMPLE_INPUT = "inputs"  # TF Serving's Classify/Regress feed the signature input with this key
@@ -91,7 +92,10 @@ class ServingModule(tf.Module):
                 "probabilities": probabilities,
             }
 
-        raw_spec = {name: tf.TensorSpec([None], tf.as_dtype(dtype), name=name) for name, dtype in features.items()}
+        # Placeholders take the graph name (TensorFlow renames `île`); export restores the feature
+        # names as the signature's input keys (`tfship.exporting.set_signature_names`).
+        raw_spec = {name: tf.TensorSpec([None], tf.as_dtype(dtype), name=graph_name(name))
+                    for name, dtype in features.items()}
         parse_spec = {name: tf.io.FixedLenFeature([], _EXAMPLE_DTYPES[dtype]) for name, dtype in features.items()}
 
         @tf.function(input_signature=[raw_spec])

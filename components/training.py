@@ -117,21 +117,46 @@ def _code_fingerprint(model_spec: str) -> str:
     return digest.hexdigest()
 
 
-def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, dict[str, str]]:
+def settings_warnings(config: TrainConfig, train_rows: int, heldout_rows: int) -> list[str]:
+    """Settings that contradict the data: legal, but slow or surprising (pure; one line each)."""
+    warnings = []
+    if config.batch_size > train_rows:
+        warnings.append(
+            f"--batch-size {config.batch_size} is larger than the {train_rows} training row(s): each batch "
+            "repeats rows, so every step costs more than a whole pass over the data."
+        )
+    if config.checkpoint_every > config.steps:
+        warnings.append(
+            f"--checkpoint-every {config.checkpoint_every} is more than --steps {config.steps}: "
+            "only the last step is checkpointed."
+        )
+    if heldout_rows == 0:
+        warnings.append(
+            f"No row is held out (each file has fewer than --holdout-every {config.holdout_every} rows): "
+            "the held-out metrics will be empty."
+        )
+    return warnings
+
+
+def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, dict[str, str], dict | None]:
     """Load or create the job description: schema, data files, statistics, vocabulary files.
 
-    Every start analyses the data (validating every row). A new job records what it learned; a
-    resumed job must see the same data (the iterator position in its checkpoint refers to it)
-    and reuses the recorded statistics.
+    Every start analyses the data (validating every row). A new job returns the description to
+    record (written by `_record_job` once the model is built, so a model that cannot be built
+    leaves no job behind that would refuse the corrected settings); a resumed job must see the
+    same data (the iterator position in its checkpoint refers to it) and reuses the recorded
+    statistics.
     """
     import tempfile
 
     from tfship.data import FeatureStats, analyze, resolve_files
+    from tfship.models import model_source_digest
     from tfship.preprocessing import write_vocabularies
     from tfship.schema import Schema, load_schema
 
     schema = load_schema(config.schema)
     code_fingerprint = _code_fingerprint(config.model)  # also fails early on a --model that won't import
+    model_source = model_source_digest(config.model)
     files = resolve_files(config.data)
     # Every start validates every row, so bad data fails here, before any checkpoint is touched.
     stats = analyze(files, schema, config.holdout_every)
@@ -151,22 +176,28 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
             )
         # The recorded statistics, so the rebuilt model is exactly the one checkpointed.
         stats = FeatureStats.from_dict(existing["stats"])
-        return schema, files, stats, job.fetch_vocabularies(config.job_dir, existing)
+        return schema, files, stats, job.fetch_vocabularies(config.job_dir, existing), None
     local = job.local_mirror(config.job_dir) if is_chief else tempfile.mkdtemp(prefix="tfship-worker-")
+    if os.path.exists(local) and not os.path.isdir(local):
+        raise ConfigError(f"--job-dir {config.job_dir} is a file; expected a directory (new, or a tfship job's).")
     vocabulary_files = write_vocabularies(stats, os.path.join(local, job.VOCABULARY_DIR))
-    if is_chief:
-        description = {
-            "tfship_version": __version__,
-            "config": {**asdict(config), "hparams": dict(config.hparams)},
-            "schema": schema.to_dict(),
-            "stats": stats.to_dict(),
-            "fingerprints": {"data": stats.fingerprint, "code": code_fingerprint},
-        }
-        if storage.is_gcs(config.job_dir):
-            storage.upload_tree(os.path.join(local, job.VOCABULARY_DIR), storage.join(config.job_dir, job.VOCABULARY_DIR))
-        # Written last: its presence means the job's statistics and vocabularies are complete.
-        storage.write_text(storage.join(config.job_dir, job.JOB_FILE), json.dumps(description, indent=2))
-    return schema, files, stats, vocabulary_files
+    description = {
+        "tfship_version": __version__,
+        "config": {**asdict(config), "hparams": dict(config.hparams)},
+        "schema": schema.to_dict(),
+        "stats": stats.to_dict(),
+        "fingerprints": {"data": stats.fingerprint, "code": code_fingerprint, "model_source": model_source},
+    }
+    return schema, files, stats, vocabulary_files, description if is_chief else None
+
+
+def _record_job(config: TrainConfig, description: dict[str, Any]) -> None:
+    """Write the new job's description, the commit mark of its statistics and vocabularies."""
+    local = job.local_mirror(config.job_dir)
+    if storage.is_gcs(config.job_dir):
+        storage.upload_tree(os.path.join(local, job.VOCABULARY_DIR), storage.join(config.job_dir, job.VOCABULARY_DIR))
+    # Written last: its presence means the job's statistics and vocabularies are complete.
+    storage.write_text(storage.join(config.job_dir, job.JOB_FILE), json.dumps(description, indent=2))
 
 
 def run_training(config: TrainConfig) -> TrainResult:
@@ -187,11 +218,15 @@ def run_training(config: TrainConfig) -> TrainResult:
     progress = StepProgress(config.steps, config.log_every)
     policy = FixedIntervalPolicy(config.checkpoint_every, config.steps)
 
-    schema, files, stats, vocabulary_files = _prepare_job(config, role.is_chief)
+    schema, files, stats, vocabulary_files, new_job = _prepare_job(config, role.is_chief)
+    for warning in settings_warnings(config, stats.train_rows, stats.heldout_rows):
+        progress.event("warning", message=warning)
     preprocessor = Preprocessor(schema, stats, vocabulary_files)
     classification = schema.task == "classification"
 
     model, optimizer, step_counter = _build_model(config, schema, preprocessor, strategy)
+    if new_job is not None:
+        _record_job(config, new_job)
     train_ds = _training_input(config, files, schema, preprocessor, role)
     # The input position is checkpointed with the iterator where TensorFlow can save it (one
     # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
