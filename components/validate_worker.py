@@ -13,7 +13,8 @@ Checks, all reported (never only the first):
 - load: the model loads with the session-based loader, tag "serve" (`tfship.savedmodel`);
 - run: each contracted signature runs on the golden rows, or on inputs generated from the
   contract (a batch of GENERATED_BATCH, then a batch of 1, to prove the batch size is free);
-- outputs: contracted shapes, finite floats, probability outputs in [0, 1] summing to 1;
+- outputs: contracted shapes, finite floats, probability outputs in [0, 1] summing to 1, and
+  every numeric input matters (moving it changes some output: `ignored_inputs`);
 - warmup: the warm-up file parses, has at most 1000 records, and every record replays.
 
 A model or baseline that is not a SavedModel (or whose saved_model.pb is corrupt) is not a
@@ -182,6 +183,52 @@ def check_outputs(signature: str, wanted: SignatureContract, values: dict[str, n
     return violations
 
 
+def _same_outputs(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> bool:
+    def same(a: np.ndarray, b: np.ndarray) -> bool:
+        a, b = np.asarray(a), np.asarray(b)
+        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc")
+
+    return first.keys() == second.keys() and all(same(first[k], second[k]) for k in first)
+
+
+def _perturbed(array: np.ndarray, direction: int) -> np.ndarray:
+    """Every value moved by at least 1 (floats: by max(1, |x|)), up or down."""
+    if array.dtype.kind == "f":
+        return (array + direction * np.maximum(1.0, np.abs(array))).astype(array.dtype)
+    return array + np.asarray(direction, array.dtype)
+
+
+def ignored_inputs(model: SessionModel, signature: str, inputs: dict[str, np.ndarray],
+                   values: dict[str, np.ndarray]) -> list[Violation]:
+    """Numeric inputs whose change, up or down on every row, leaves every output bit-identical.
+
+    A declared input the model ignores is a silent bug: clients send it and nothing happens. It
+    is what a non-finite normalisation constant does (NaN statistics zero the scaled feature for
+    every row). String inputs (serialized tf.Examples among them), booleans and unsigned integers
+    are not perturbed.
+    """
+    violations = []
+    for name, array in inputs.items():
+        if array.dtype.kind not in "fi" or not array.size:
+            continue
+        unchanged = True
+        for direction in (1, -1):
+            try:
+                moved = model.run(signature, {**inputs, name: _perturbed(array, direction)})
+            except Exception:  # the model reacts to the input (e.g. an id out of range): it is used
+                moved = None
+            if moved is None or not _same_outputs(values, moved):
+                unchanged = False
+                break
+        if unchanged:
+            violations.append(Violation(
+                "outputs", f"{signature}.inputs.{name}",
+                "no output changes when this input moves up or down on every row: the model ignores "
+                "it (for example a normalisation constant that is not finite)",
+            ))
+    return violations
+
+
 def run_signatures(model: SessionModel, contract: Contract, rows: list | None, source: str,
                    seed: int = 0) -> tuple[list[Violation], list[dict[str, Any]]]:
     """Run every contracted signature the model has; returns violations and a log of the runs."""
@@ -193,7 +240,7 @@ def run_signatures(model: SessionModel, contract: Contract, rows: list | None, s
         signature = model.signatures.get(name)
         if signature is None:
             continue  # reported by the static check
-        for batch in _batches(signature, wanted, rows):
+        for index, batch in enumerate(_batches(signature, wanted, rows)):
             try:
                 inputs = _feeds(signature, wanted, rows, batch, features, rng, source)
             except TfshipError as error:
@@ -205,6 +252,8 @@ def run_signatures(model: SessionModel, contract: Contract, rows: list | None, s
                 violations.append(Violation("run", name, f"batch of {batch}: {explain_run_error(error)}"))
                 break
             found = check_outputs(name, wanted, values, batch)
+            if index == 0:  # one batch is enough to see whether each input matters
+                found += ignored_inputs(model, name, inputs, values)
             violations.extend(found)
             runs.append({
                 "signature": name,
