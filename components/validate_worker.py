@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 from typing import Any
 
 import numpy as np
@@ -341,10 +342,15 @@ def check(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    """Write the result document of the plan; a bug here is reported as `internal_error`, so that
+    validate exits 70 instead of turning it into a failed check (exit 1)."""
     plan_path, result_path = argv
     with open(plan_path, encoding="utf-8") as handle:
         plan = json.load(handle)
-    result = check(plan)
+    try:
+        result = check(plan)
+    except Exception:  # not the model's failure: load and run errors are violations inside check()
+        result = {"internal_error": traceback.format_exc()}
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     return 0

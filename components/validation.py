@@ -216,6 +216,8 @@ def run_in_fresh_process(plan: dict[str, Any], timeout_s: float) -> dict[str, An
 
     The one place validate starts a process. A crash, a timeout or a missing result becomes a
     `load` violation carrying the last line the process printed, never a traceback of this one.
+    A Python exception in the checking code itself is a bug in tfship, not a verdict on the
+    model: it is raised here as `ValidatorBug` with the process's traceback (the CLI exits 70).
     """
     with tempfile.TemporaryDirectory(prefix="tfship-validate-") as work:
         plan_path, result_path = os.path.join(work, "plan.json"), os.path.join(work, "result.json")
@@ -229,10 +231,17 @@ def run_in_fresh_process(plan: dict[str, Any], timeout_s: float) -> dict[str, An
             return _process_failure(f"loading and running the model took more than {timeout_s:g} s")
         if done.returncode == 0 and os.path.exists(result_path):
             with open(result_path, encoding="utf-8") as handle:
-                return json.load(handle)
+                result = json.load(handle)
+            if result.get("internal_error"):
+                raise ValidatorBug(f"the checking process failed:\n{result['internal_error']}")
+            return result
         lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"
         return _process_failure(f"the checking process exited with code {done.returncode}: {last}")
+
+
+class ValidatorBug(RuntimeError):
+    """The fresh process's checking code raised: a bug in tfship, reported as such (exit 70)."""
 
 
 def _process_failure(message: str) -> dict[str, Any]:

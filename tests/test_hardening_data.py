@@ -274,6 +274,14 @@ def test_a_bug_exits_70_with_a_one_line_header_and_the_traceback_in_a_file(monke
     traceback_file.unlink()
 
 
+def test_a_bug_in_the_validating_process_is_not_a_failed_check(tmp_path: Path) -> None:
+    """A plan the worker cannot read stands in for a bug in its checking code (a real process)."""
+    from tfship.validation import ValidatorBug, run_in_fresh_process
+
+    with pytest.raises(ValidatorBug, match=r"(?s)^the checking process failed:\nTraceback.*KeyError: 'contract'"):
+        run_in_fresh_process({"model": str(tmp_path)}, timeout_s=120)
+
+
 # ---- Item 5: a job directory is code -------------------------------------------------------------
 
 
