@@ -8,7 +8,8 @@ failure, not only the first:
 2. baseline (`--baseline`, the version serving now): no breaking change, reported as a diff;
 3. the model loads as TF Serving loads it (session-based loader, tag "serve"), every contracted
    signature runs on the golden rows (or generated inputs), outputs have the contracted shapes,
-   are finite, probabilities are probabilities, and the warm-up file replays.
+   are finite, probabilities are probabilities, every numeric input changes some output (a model
+   that ignores an input it declares fails), and the warm-up file replays.
 
 All of it runs in one fresh process (`tfship.validate_worker`); this module reads the inputs,
 starts that process and writes the report, and never imports TensorFlow itself.
