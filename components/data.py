@@ -293,7 +293,7 @@ def _tfrecord_rows(path: str, schema: Schema, digest: Any):
                 else:
                     if kind == "bytes_list":
                         raise DataError(f"{where}: feature {column!r} is bytes; expected a number.")
-                    if not math.isfinite(value):
+                    if math.isinf(value):  # NaN is how a tf.Example marks a missing number
                         raise DataError(f"{where}: feature {column!r} is {value}, not a finite number.")
                     row[column] = float(value)
             yield row
