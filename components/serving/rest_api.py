@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tfship.serving import inference, rest_json
+from tfship.serving import inference, metrics, rest_json
 from tfship.serving.grpc_api import model_status
 from tfship.serving.manager import ModelManager
 from tfship.serving.status import ServingStatus, invalid_argument
@@ -160,7 +160,10 @@ def _handler_class(api: RestApi) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
             path = urllib.parse.urlsplit(self.path).path
-            if not _API_PATH.fullmatch(path):
+            content_type = "application/json"
+            if method == "GET" and path == metrics.PROMETHEUS_PATH:  # TF Serving's monitoring path
+                status, text, content_type = 200, metrics.SERVING_METRICS.exposition(), metrics.CONTENT_TYPE
+            elif not _API_PATH.fullmatch(path):
                 status, text = 404, rest_json.error_body(f"Not found: {method} {path}")
             else:
                 started = time.perf_counter()
@@ -168,7 +171,7 @@ def _handler_class(api: RestApi) -> type[BaseHTTPRequestHandler]:
                 log.debug("%s %s -> %d in %.2f ms", method, path, status, 1000 * (time.perf_counter() - started))
             data = text.encode("utf-8")
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
