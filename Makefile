@@ -20,7 +20,7 @@ IMAGE_ENV := .cache/image-cpu
 RUN_DIR ?= runs/demo
 INSTALL := UV=$(UV) PYTHON=$(PYTHON) sh images/install-env.sh
 
-.PHONY: run test test-steps test-airflow venv venv-airflow image-env lock bench clean
+.PHONY: run test test-steps test-airflow venv venv-airflow image-env prometheus lock bench clean
 
 $(UV): locks/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -49,7 +49,11 @@ run: venv
 
 test: test-steps test-airflow
 
-test-steps: venv image-env
+# The live canary's tests run a real Prometheus: Debian's package (CI runs as root, apt reachable).
+prometheus:
+	@test -x /usr/bin/prometheus || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+
+test-steps: venv image-env prometheus
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TFSHIP_IMAGE_ENV="$(CURDIR)/$(IMAGE_ENV)" \
 		$(VENV)/bin/python -m pytest tests --ignore=tests/airflow
 
