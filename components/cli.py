@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "move the `stable` label back to the previous stable version",
     "serve": "serve a model repository over TF Serving's gRPC and REST API",
     "canary": "compare a candidate with the stable version and decide",
+    "rollout": "move traffic to the candidate in steps, judged live, rolled back on FAIL",
     "run": "run the whole chain locally: train, export, validate, push, serve, canary",
 }
 

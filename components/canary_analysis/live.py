@@ -234,22 +234,22 @@ class LiveCanaryResult:
         return EXIT_OK if self.verdict.verdict == "PASS" else EXIT_FAILED_CHECK
 
 
-def resolve_versions(config: LiveCanaryConfig) -> tuple[Any, Any]:
+def resolve_versions(target: str, name: str, baseline: VersionRef, candidate: VersionRef) -> tuple[Any, Any]:
     """(baseline, candidate) ResolvedModels, through the serving endpoint."""
     from tfship.canary_analysis.client import make_client
 
-    client = make_client(Target.parse(config.target))
+    client = make_client(Target.parse(target))
     try:
-        baseline = client.resolve(config.name, config.baseline_ref, 10.0, "--baseline")
-        candidate = client.resolve(config.name, config.candidate_ref, 10.0, "--candidate")
+        resolved_baseline = client.resolve(name, baseline, 10.0, "--baseline")
+        resolved_candidate = client.resolve(name, candidate, 10.0, "--candidate")
     finally:
         client.close()
-    if baseline.version == candidate.version:
+    if resolved_baseline.version == resolved_candidate.version:
         raise EndpointError(
-            f"--candidate {config.candidate} and --baseline {config.baseline} are both version "
-            f"{baseline.version} of {config.name!r}: there is nothing to compare."
+            f"--candidate ({candidate}) and --baseline ({baseline}) are both version "
+            f"{resolved_baseline.version} of {name!r}: there is nothing to compare."
         )
-    return baseline, candidate
+    return resolved_baseline, resolved_candidate
 
 
 def _side(traffic: VersionTraffic) -> dict[str, Any]:
@@ -265,7 +265,8 @@ def run_live_canary(config: LiveCanaryConfig) -> LiveCanaryResult:
     from tfship.canary_analysis.report import public
     from tfship.canary_analysis.runner import _act
 
-    baseline_model, candidate_model = resolve_versions(config)
+    baseline_model, candidate_model = resolve_versions(config.target, config.name, config.baseline_ref,
+                                                       config.candidate_ref)
     at = time.time() if config.at is None else config.at
     client = PrometheusClient(config.prometheus)
     baseline = fetch_traffic(client, config.name, baseline_model.version, config.window_s, at)
