@@ -198,22 +198,11 @@ class LiveCanaryConfig:
         Target.parse(self.target)
         check_model_name(self.name)
         PrometheusClient(self.prometheus)
-        if self.candidate_ref == self.baseline_ref:
-            raise ConfigError(
-                f"--candidate and --baseline both name {self.candidate_ref}: a canary needs two versions to compare."
-            )
+        version_refs(self.baseline, self.candidate)
         if not 0 < self.window_s <= 30 * 86400:
             raise ConfigError(f"Invalid value for argument `--window`. Received: {self.window_s!r} s. Expected 0-30 days.")
         if self.promote and not self.repo:
             raise ConfigError("--promote needs --repo: the model repository whose models.config the labels live in.")
-
-    @property
-    def candidate_ref(self) -> VersionRef:
-        return VersionRef.parse(self.candidate, "--candidate")
-
-    @property
-    def baseline_ref(self) -> VersionRef:
-        return VersionRef.parse(self.baseline, "--baseline")
 
 
 @dataclass(frozen=True)
@@ -234,10 +223,19 @@ class LiveCanaryResult:
         return EXIT_OK if self.verdict.verdict == "PASS" else EXIT_FAILED_CHECK
 
 
-def resolve_versions(target: str, name: str, baseline: VersionRef, candidate: VersionRef) -> tuple[Any, Any]:
+def version_refs(baseline: str, candidate: str) -> tuple[VersionRef, VersionRef]:
+    """The parsed --baseline and --candidate; ConfigError when either is invalid or both are the same."""
+    baseline_ref, candidate_ref = VersionRef.parse(baseline, "--baseline"), VersionRef.parse(candidate, "--candidate")
+    if baseline_ref == candidate_ref:
+        raise ConfigError(f"--candidate and --baseline both name {candidate_ref}: a canary needs two versions to compare.")
+    return baseline_ref, candidate_ref
+
+
+def resolve_versions(target: str, name: str, baseline_text: str, candidate_text: str) -> tuple[Any, Any]:
     """(baseline, candidate) ResolvedModels, through the serving endpoint."""
     from tfship.canary_analysis.client import make_client
 
+    baseline, candidate = version_refs(baseline_text, candidate_text)
     client = make_client(Target.parse(target))
     try:
         resolved_baseline = client.resolve(name, baseline, 10.0, "--baseline")
@@ -265,8 +263,7 @@ def run_live_canary(config: LiveCanaryConfig) -> LiveCanaryResult:
     from tfship.canary_analysis.report import public
     from tfship.canary_analysis.runner import _act
 
-    baseline_model, candidate_model = resolve_versions(config.target, config.name, config.baseline_ref,
-                                                       config.candidate_ref)
+    baseline_model, candidate_model = resolve_versions(config.target, config.name, config.baseline, config.candidate)
     at = time.time() if config.at is None else config.at
     client = PrometheusClient(config.prometheus)
     baseline = fetch_traffic(client, config.name, baseline_model.version, config.window_s, at)
@@ -277,8 +274,8 @@ def run_live_canary(config: LiveCanaryConfig) -> LiveCanaryResult:
     report = {
         "mode": "live", "model": config.name, "prometheus": config.prometheus, "window_s": config.window_s, "at": at,
         "verdict": verdict.verdict, "score": verdict.score, "reasons": list(verdict.reasons), "action": action,
-        "baseline": {"ref": str(config.baseline_ref), **_side(baseline)},
-        "candidate": {"ref": str(config.candidate_ref), **_side(candidate)},
+        "baseline": {"ref": str(baseline_model.ref), **_side(baseline)},
+        "candidate": {"ref": str(candidate_model.ref), **_side(candidate)},
         "metrics": [dataclasses.asdict(m) for m in results],
     }
     if config.report_dir:

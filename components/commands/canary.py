@@ -75,8 +75,9 @@ def _live(args: argparse.Namespace) -> int:
     result = run_live_canary(config)
     verdict = result.verdict
     print(f"canary {verdict.verdict} (score {verdict.score:.1f}, live, last {args.window}): {config.name} "
-          f"{config.candidate_ref} = version {result.candidate.version} ({result.candidate.requests} requests) vs "
-          f"{config.baseline_ref} = version {result.baseline.version} ({result.baseline.requests} requests)")
+          f"{result.report['candidate']['ref']} = version {result.candidate.version} ({result.candidate.requests} "
+          f"requests) vs {result.report['baseline']['ref']} = version {result.baseline.version} "
+          f"({result.baseline.requests} requests)")
     _print_judgement(verdict.reasons, result.metrics, result.action)
     return result.exit_code
 

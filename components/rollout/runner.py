@@ -23,9 +23,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from tfship.canary_analysis import sequential
-from tfship.canary_analysis.config import Target, VersionRef
+from tfship.canary_analysis.config import Target
 from tfship.canary_analysis.judge import FAIL, NODATA, PASS, JudgeConfig, decide
-from tfship.canary_analysis.live import PrometheusClient, VersionTraffic, fetch_traffic, judge_traffic, resolve_versions
+from tfship.canary_analysis.live import (
+    PrometheusClient,
+    VersionTraffic,
+    fetch_traffic,
+    judge_traffic,
+    resolve_versions,
+    version_refs,
+)
 from tfship.canary_analysis.stats import bucket_quantiles
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, ConfigError
 from tfship.rollout import manifests
@@ -83,6 +90,7 @@ class RolloutConfig:
         Target.parse(self.target)
         PrometheusClient(self.prometheus)
         parse_steps(",".join(str(s) for s in self.steps))
+        version_refs(self.baseline, self.candidate)
         if not self.out_dir:
             raise ConfigError("Invalid value for argument `--out-dir`: it is empty. Expected a directory for the manifests.")
         if not 0 < self.interval_s <= 7 * 86400:
@@ -181,8 +189,7 @@ def run_rollout(
     config: RolloutConfig, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
 ) -> RolloutResult:
     """Run every step (see the module docstring); raises TfshipError on bad input or a dead endpoint."""
-    baseline, candidate = resolve_versions(config.target, config.name, VersionRef.parse(config.baseline, "--baseline"),
-                                           VersionRef.parse(config.candidate, "--candidate"))
+    baseline, candidate = resolve_versions(config.target, config.name, config.baseline, config.candidate)
     versions = (baseline.version, candidate.version)
     client = PrometheusClient(config.prometheus)
     steps: list[StepRecord] = []
