@@ -1,16 +1,20 @@
 """`tfship rollout`: the rendered traffic split, and whole rollouts against a real Prometheus.
 
-No Kubernetes cluster exists here: the manifests are written as files and checked against their
-schemas (`tfship.rollout.manifests.SCHEMAS`); nothing is applied. In the end-to-end tests no
-router reads those files either, so the load generator sends the same rate to both versions at
-every step (it stands in for the mesh); what is tested is the judging, the early stops, the
-rollback and what is written.
+No Kubernetes cluster exists here: the manifests are checked against their schemas
+(`tfship.rollout.manifests.SCHEMAS`), and server-side apply (`--apply`) goes to a MOCK Kubernetes
+API server on 127.0.0.1 (`FakeKubernetesApi`: discovery and the apply PATCH, recording what it
+receives; nothing is reconciled). In the end-to-end tests no mesh routes by those weights
+either, so the load generator sends the same rate to both versions at every step; what is tested
+is the judging, the early stops, the rollback, and what is written and applied.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +23,11 @@ import yaml
 from live_util import Load, prometheus, tfship_serve
 from test_canary_e2e import make_repo
 
+from conftest import free_port
 from tfship.cli import main as cli_main
-from tfship.errors import ConfigError
+from tfship.errors import ConfigError, EndpointError
 from tfship.rollout import manifests
+from tfship.rollout.apply import ClusterApplier, parse_kinds
 from tfship.rollout.runner import parse_steps
 
 pytestmark = pytest.mark.timeout(240)
@@ -132,3 +138,129 @@ def test_without_sequential_analysis_a_step_lasts_its_interval(live: Any, tmp_pa
     step = record["steps"][0]
     assert (code, step["verdict"], step["decided_by"]) == (1, "FAIL", "window"), capsys.readouterr().out
     assert step["ended"] - step["started"] >= 4
+
+
+# ---- server-side apply, to a mock Kubernetes API ----------------------------------------------
+
+# The groups the mock cluster serves: Istio and Gateway API, no KServe.
+API_GROUPS = {
+    "networking.istio.io": ("v1", "virtualservices", "VirtualService"),
+    "gateway.networking.k8s.io": ("v1", "httproutes", "HTTPRoute"),
+}
+
+
+class FakeKubernetesApi(ThreadingHTTPServer):
+    """A MOCK of the Kubernetes API (no cluster exists here): discovery, and the server-side apply
+    PATCH, answered with the applied object. `applied` records (path, query, content type, body)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, dict, str, dict]] = []
+        super().__init__(("127.0.0.1", 0), _handler(self))
+
+
+def _handler(api: FakeKubernetesApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _json(self, document: dict, status: int = 200) -> None:
+            data = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+            if path == "/version":
+                return self._json({"major": "1", "minor": "30", "gitVersion": "v1.30.0"})
+            if path == "/apis":
+                return self._json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                    {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                     "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+                    for g, (v, _, _) in API_GROUPS.items()]})
+            if path == "/api/v1":
+                return self._json({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+            parts = path.split("/")
+            if len(parts) == 4 and parts[2] in API_GROUPS:
+                version, plural, kind = API_GROUPS[parts[2]]
+                return self._json({"kind": "APIResourceList", "groupVersion": f"{parts[2]}/{version}", "resources": [
+                    {"name": plural, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+                     "verbs": ["get", "list", "patch", "create", "update", "delete"]}]})
+            return self._json({"kind": "Status", "code": 404}, 404)
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            split = urllib.parse.urlsplit(self.path)
+            body = yaml.safe_load(self.rfile.read(int(self.headers["Content-Length"])))
+            api.applied.append((split.path, dict(urllib.parse.parse_qsl(split.query)), self.headers["Content-Type"], body))
+            self._json(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Any:
+    """(the mock API server, a kubeconfig pointing at it)."""
+    api = FakeKubernetesApi()
+    thread = threading.Thread(target=api.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "mock",
+        "clusters": [{"name": "mock", "cluster": {"server": f"http://127.0.0.1:{api.server_address[1]}"}}],
+        "users": [{"name": "mock", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}],
+    }))
+    yield api, str(kubeconfig)
+    api.shutdown()
+    api.server_close()
+
+
+def test_apply_is_server_side_with_tfship_as_field_manager(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    rendered = manifests.render(manifests.SplitTarget("m", namespace="ml"), 25)
+    ClusterApplier(parse_kinds("virtualservice,httproute"), kubeconfig).apply(rendered)
+    assert [(path, query, content_type) for path, query, content_type, _ in api.applied] == [
+        ("/apis/networking.istio.io/v1/namespaces/ml/virtualservices/m", {"fieldManager": "tfship", "force": "True"},
+         "application/apply-patch+yaml"),
+        ("/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/m", {"fieldManager": "tfship", "force": "True"},
+         "application/apply-patch+yaml"),
+    ]
+    assert [body for *_, body in api.applied] == [rendered["virtualservice"], rendered["httproute"]]
+
+
+def test_a_kind_the_cluster_lacks_is_named(cluster: Any) -> None:
+    _, kubeconfig = cluster
+    with pytest.raises(EndpointError, match=r"--apply inferenceservice: the cluster has no serving\.kserve\.io/v1beta1 "
+                                            r"InferenceService \(is its CRD installed\?\)"):
+        ClusterApplier(["inferenceservice"], kubeconfig).apply(manifests.render(manifests.SplitTarget("m"), 5))
+
+
+def test_an_unreachable_cluster_and_bad_kinds_are_named(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "clusters": [{"name": "gone", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+        "users": [{"name": "gone", "user": {}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
+    }))
+    with pytest.raises(EndpointError, match="--apply virtualservice: the cluster does not answer"):
+        ClusterApplier(["virtualservice"], str(kubeconfig)).apply(manifests.render(manifests.SplitTarget("m"), 5))
+    with pytest.raises(ConfigError, match=r"`--apply`\. Received: 'virtualservice,deployment'"):
+        parse_kinds("virtualservice,deployment")
+    with pytest.raises(ConfigError, match="--kubeconfig .*missing: cannot use it"):
+        ClusterApplier(["virtualservice"], str(tmp_path / "missing"))
+
+
+def test_a_rollback_applies_the_weights_back(live: Any, cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    api, kubeconfig = cluster
+    code = rollout(live, tmp_path, "flaky", "--apply", "virtualservice,httproute", "--kubeconfig", kubeconfig)
+    assert code == 1, capsys.readouterr().out
+    applied = [(path.rsplit("/", 2)[-2], body["spec"]) for path, _, _, body in api.applied]
+    candidate_weights = [spec["http"][0]["route"][1]["weight"] if kind == "virtualservices"
+                         else spec["rules"][0]["backendRefs"][1]["weight"] for kind, spec in applied]
+    assert [kind for kind, _ in applied] == ["virtualservices", "httproutes"] * 2
+    assert candidate_weights == [50, 50, 0, 0]  # step 50 %, then the rollback

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway", default="tfship-gateway", help="Gateway the HTTPRoute attaches to")
     parser.add_argument("--storage-uri", default="", help="the candidate's model URI, for the InferenceService")
     parser.add_argument("--judge-config", default="", help="YAML file overriding the judge's defaults")
+    parser.add_argument("--apply", default="",
+                        help="also server-side apply these kinds to the cluster at each step: some of "
+                             "virtualservice,httproute,inferenceservice (default: files only)")
+    parser.add_argument("--kubeconfig", default="", help="with --apply: the kubeconfig (default: ~/.kube/config)")
+    parser.add_argument("--context", default="", help="with --apply: the kubeconfig context (default: current)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
 
     from tfship.canary_analysis.judge import load_judge_config
     from tfship.canary_analysis.live import parse_duration
+    from tfship.rollout.apply import parse_kinds
     from tfship.rollout.manifests import SplitTarget
     from tfship.rollout.runner import RolloutConfig, parse_steps, run_rollout, summary
 
@@ -50,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
         check_every_s=parse_duration(args.check_every, "--check-every") if args.check_every else 0.0,
         candidate=args.candidate, baseline=args.baseline,
         judge=load_judge_config(args.judge_config or None), sequential=not args.no_sequential,
+        apply=parse_kinds(args.apply), kubeconfig=args.kubeconfig, context=args.context,
     )
     result = run_rollout(config)
     print("\n".join(summary(result)))

@@ -170,17 +170,16 @@ def validate(kind: str, manifest: Mapping[str, Any]) -> None:
         raise ConfigError(f"Invalid {manifest.get('kind', kind)} manifest: {where}: {first.message}")
 
 
-def write(target: SplitTarget, candidate_percent: int, out_dir: str) -> dict[str, str]:
-    """Render, validate and write every manifest (each file replaced atomically); kind -> path."""
+def write(manifests: Mapping[str, Mapping[str, Any]], out_dir: str) -> dict[str, str]:
+    """Validate, then write every manifest as `<kind>.yaml` (each file replaced atomically); kind -> path."""
     import yaml
 
     from tfship import storage
 
-    manifests = render(target, candidate_percent)
     for kind, manifest in manifests.items():
         validate(kind, manifest)
     paths = {}
     for kind, manifest in manifests.items():
         paths[kind] = storage.join(out_dir, f"{kind}.yaml")
-        storage.write_text(paths[kind], yaml.safe_dump(manifest, sort_keys=False))
+        storage.write_text(paths[kind], yaml.safe_dump(dict(manifest), sort_keys=False))
     return paths

@@ -10,8 +10,9 @@ split is written again with 0 % to the candidate, and the reason is recorded.
 
 `rollout.json` in the output directory records every step (share, times, decision, who decided,
 reasons, requests per version); it is replaced atomically after each step, so a reader always
-sees a complete record. Applying the manifests to a cluster is left to the deployment tool
-(`kubectl apply --server-side -f DIR`, Argo CD, Flux): tfship writes them.
+sees a complete record. The manifests are applied to a cluster by the deployment tool
+(`kubectl apply --server-side -f DIR`, Argo CD, Flux), or by tfship itself with `apply` (server-side
+apply through the Kubernetes API, `rollout.apply`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tfship.canary_analysis.live import (
 from tfship.canary_analysis.stats import bucket_quantiles
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, ConfigError
 from tfship.rollout import manifests
+from tfship.rollout.apply import ClusterApplier
 
 log = logging.getLogger("tfship.rollout")
 PROMOTED, ROLLED_BACK = "PROMOTED", "ROLLED_BACK"
@@ -71,6 +73,8 @@ class RolloutConfig:
         split: where the traffic is split (names of the objects and Services).
         judge: the judge's settings (tolerances, confidence, min_samples).
         sequential: let the sequential test end a step early.
+        apply: the kinds also server-side applied to the cluster at each step (`rollout.apply`).
+        kubeconfig, context: the cluster to apply to ("" = the default kubeconfig and context).
     """
 
     target: str
@@ -85,6 +89,9 @@ class RolloutConfig:
     baseline: str = "stable"
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     sequential: bool = True
+    apply: tuple[str, ...] = ()
+    kubeconfig: str = ""
+    context: str = ""
 
     def __post_init__(self) -> None:
         Target.parse(self.target)
@@ -185,6 +192,15 @@ def _record(config: RolloutConfig, status: str, versions: tuple[int, int], steps
     storage.write_text(storage.join(config.out_dir, "rollout.json"), json.dumps(document, indent=2) + "\n")
 
 
+def _publish(config: RolloutConfig, percent: int, applier: ClusterApplier | None) -> dict[str, str]:
+    """Write (and with an applier, apply) the split sending `percent` to the candidate."""
+    rendered = manifests.render(config.split, percent)
+    paths = manifests.write(rendered, config.out_dir)
+    if applier is not None:
+        applier.apply(rendered)
+    return paths
+
+
 def run_rollout(
     config: RolloutConfig, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
 ) -> RolloutResult:
@@ -192,16 +208,17 @@ def run_rollout(
     baseline, candidate = resolve_versions(config.target, config.name, config.baseline, config.candidate)
     versions = (baseline.version, candidate.version)
     client = PrometheusClient(config.prometheus)
+    applier = ClusterApplier(config.apply, config.kubeconfig or None, config.context or None) if config.apply else None
     steps: list[StepRecord] = []
     for percent in config.steps:
-        paths = manifests.write(config.split, percent, config.out_dir)
+        paths = _publish(config, percent, applier)
         started = clock()
         _record(config, f"step {percent}%", versions, steps, "")
         verdict, decided_by, reasons, base, cand = judge_step(config, client, versions, started, clock, sleep)
         steps.append(StepRecord(percent, started, clock(), verdict, decided_by, reasons, base.requests, cand.requests))
         log.info("rollout %s: step %d%%: %s (%s)", config.name, percent, verdict, decided_by)
         if verdict in (FAIL, NODATA):
-            paths = manifests.write(config.split, 0, config.out_dir)
+            paths = _publish(config, 0, applier)
             reason = f"step {percent}% {verdict} ({decided_by}): " + "; ".join(reasons)
             _record(config, ROLLED_BACK, versions, steps, reason)
             return RolloutResult(ROLLED_BACK, *versions, tuple(steps), reason, paths)
