@@ -191,3 +191,20 @@ def test_the_confidence_sequence_is_wider_than_a_fixed_interval_at_one_look() ->
     assert high - low > 2 * 1.96 * 0.01
     with pytest.raises(ValueError, match="Invalid alpha"):
         sequential.confidence_sequence(0.0, 1e-4, tau=0.02, alpha=1.5)
+
+
+def test_without_prometheus_the_canary_still_needs_examples(capsys: pytest.CaptureFixture) -> None:
+    """--examples became optional in argparse (--prometheus does not use it); the offline canary
+    still refuses to run without it, with one line and exit 2, before touching the endpoint."""
+    from tfship.cli import main as cli_main
+
+    assert cli_main(["canary", "--target", "grpc://127.0.0.1:1", "--name", "m"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Invalid value for argument `--examples`: it is empty" in err
+
+
+def test_a_bad_prometheus_url_is_named(capsys: pytest.CaptureFixture) -> None:
+    from tfship.cli import main as cli_main
+
+    assert cli_main(["canary", "--target", "grpc://127.0.0.1:1", "--name", "m", "--prometheus", "prometheus:9090"]) == 2
+    assert "Invalid value for argument `--prometheus`. Received: 'prometheus:9090'" in capsys.readouterr().err
