@@ -179,8 +179,8 @@ def empty_config_message(uri: str, size: int, pushed: str = "") -> str:
     return (
         f"models.config at {uri} names no model ({size} bytes), but the repository{held}: writing "
         "it would start from nothing and drop their labels (stable, canary, previous). Nothing was "
-        "changed. Fix: restore models.config (an emptied or truncated file?), or pass --force to "
-        "start over with only this push's model."
+        "changed. Fix: restore models.config (an emptied or truncated file?), or push with "
+        "`tfship push --force` to start over with only that model."
     )
 
 

@@ -149,7 +149,7 @@ def test_an_emptied_config_over_pushed_versions_is_refused_until_forced(
     before = snapshot(repo)
     three = str(tf_serving_testdata / HALF_PLUS_THREE)
     with pytest.raises(ConfigError, match=r"models.config at .* names no model \(0 bytes\), but the repository "
-                                          r"holds pushed versions \(m: \[123\]\): .*pass --force"):
+                                          r"holds pushed versions \(m: \[123\]\): .*tfship push --force"):
         push(three, repo, "m", version=124)
     assert snapshot(repo) == before
     result = push(three, repo, "m", version=124, force=True)
