@@ -423,11 +423,16 @@ def _preflight(config: PushConfig) -> bool:
     `force`, or when the repository holds no version such a file could have dropped.
     """
     repo, name = config.repo, config.name
+    if storage.is_file(repo):
+        raise ConfigError(
+            f"Invalid value for argument `repo`. Received: repo={repo!r}, which is a file. Expected a "
+            "model repository directory (or one to create). Fix: pass the repository's root."
+        )
     current = mc.read_models_config(repo)  # a missing bucket or an unparsable config fails here
     base_path = mc.model_base_path(repo, name)
     mc.check_can_add(current, name, base_path)
     base = _base(repo, name)
-    if storage.exists(base) and name not in storage.list_dirs(repo):
+    if storage.is_file(base):
         raise ConfigError(
             f"Invalid value for argument `name`. Received: name={name!r}, but {base} is a file, not a "
             "model directory. Expected a name that is free or a model's directory. Fix: pass another --name."

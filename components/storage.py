@@ -180,31 +180,44 @@ def _endpoint() -> str:
 
 
 def _reported(function: Callable) -> Callable:
-    """Turn a gs:// failure inside `function` into one `StorageError` naming the bucket and the cause.
+    """Turn a storage failure inside `function` into one `StorageError` line instead of a traceback.
 
-    Transient errors were already retried (see `_retry`) when they reach here; what is left is an
-    unreachable endpoint, refused credentials or a server error, each worth one line, not a
-    traceback. Local errors and tfship's own errors pass through unchanged.
+    gs://: transient errors were already retried (see `_retry`) when they reach here; what is left
+    is an unreachable endpoint, refused credentials or a server error, named with the bucket and
+    the cause. Local: an OSError (a path of the wrong kind, no permission, a full disk) is named
+    with its path. tfship's own errors pass through unchanged.
     """
 
     @functools.wraps(function)
     def reported(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except StorageError:
+            raise
         except Exception as error:
-            if not _is_gcs_failure(error):
+            if _is_gcs_failure(error):
+                raise StorageError(_gcs_failure_message(args, error)) from error
+            if not isinstance(error, OSError):
                 raise
-            uri = next((a for a in args if isinstance(a, str) and is_gcs(a)), GCS_SCHEME)
-            bucket = split_gcs(uri)[0]
-            from google.api_core.exceptions import RetryError
-
-            retried = f" (gave up after {gcs_timeout_s():g} s of retries)" if isinstance(error, RetryError) else ""
+            path = error.filename or next((a for a in args if isinstance(a, str)), "?")
             raise StorageError(
-                f"Cannot use bucket {bucket!r} at {_endpoint()}: {_cause(error)}{retried}. Fix: check the "
-                f"network, the credentials and STORAGE_EMULATOR_HOST, or allow longer with {GCS_TIMEOUT_ENV}."
+                f"Cannot use {path}: {error.strerror or error}. Expected a path of the right kind "
+                "(file or directory) that tfship may read and write. Fix: check the path and its permissions."
             ) from error
 
     return reported
+
+
+def _gcs_failure_message(args: tuple, error: Exception) -> str:
+    from google.api_core.exceptions import RetryError
+
+    uri = next((a for a in args if isinstance(a, str) and is_gcs(a)), GCS_SCHEME)
+    bucket = split_gcs(uri)[0]
+    retried = f" (gave up after {gcs_timeout_s():g} s of retries)" if isinstance(error, RetryError) else ""
+    return (
+        f"Cannot use bucket {bucket!r} at {_endpoint()}: {_cause(error)}{retried}. Fix: check the "
+        f"network, the credentials and STORAGE_EMULATOR_HOST, or allow longer with {GCS_TIMEOUT_ENV}."
+    )
 
 
 def _is_gcs_failure(error: Exception) -> bool:
@@ -224,6 +237,15 @@ def _bucket(uri: str) -> tuple[Bucket, str]:
     if not bucket.exists(**_call_options(uri)):
         raise StorageError(f"Bucket {name!r} of {uri!r} does not exist (or is not visible).")
     return bucket, blob
+
+
+@_reported
+def is_file(uri: str) -> bool:
+    """True if `uri` is a file (locally) or an object (gs://): not a directory, prefix or nothing."""
+    if is_gcs(uri):
+        bucket, name = _bucket(uri)
+        return bool(name) and bucket.blob(name).exists(**_call_options(uri))
+    return os.path.isfile(uri)
 
 
 @_reported

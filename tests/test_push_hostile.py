@@ -229,3 +229,27 @@ def test_names_that_collide_with_the_repository_are_one_line_before_any_upload(
         "name. Fix: pass e.g. --name my_model."
     ]
     assert snapshot(str(repo)) == before
+
+
+def test_repositories_of_the_wrong_kind_are_one_line(tmp_path: Path, tf_serving_testdata: Path) -> None:
+    """A file as --repo, or a repo below a file. Before: FileExistsError / NotADirectoryError tracebacks, exit 1."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("a file")
+    model = str(tf_serving_testdata / HALF_PLUS_TWO)
+    as_repo = run_cli("push", "--model", model, "--repo", str(not_a_dir), "--name", "m")
+    below = run_cli("push", "--model", model, "--repo", str(not_a_dir / "repo"), "--name", "m")
+    promoted = run_cli("promote", "--repo", str(not_a_dir / "repo"), "--name", "m")
+    assert (as_repo.returncode, below.returncode, promoted.returncode) == (2, 2, 2)
+    assert as_repo.stderr.strip().splitlines() == [
+        f"tfship push: error: Invalid value for argument `repo`. Received: repo='{not_a_dir}', which is a file. "
+        "Expected a model repository directory (or one to create). Fix: pass the repository's root."
+    ]
+    assert below.stderr.strip().splitlines()[-1] == (
+        f"tfship push: error: Cannot use {not_a_dir}/repo/m/.tfship/versions: Not a directory. Expected a path "
+        "of the right kind (file or directory) that tfship may read and write. Fix: check the path and its permissions."
+    )
+    assert promoted.stderr.strip().splitlines() == [
+        f"tfship promote: error: Cannot use {not_a_dir}/repo: Not a directory. Expected a path of the right kind "
+        "(file or directory) that tfship may read and write. Fix: check the path and its permissions."
+    ]
+    assert not_a_dir.read_text() == "a file"
