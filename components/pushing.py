@@ -10,7 +10,10 @@ Repository layout (a local directory or a gs://bucket/prefix)::
 
 A push goes through these steps; each one is safe to kill, and re-running the same push resumes:
 
-1. Check the SavedModel (no TensorFlow needed) and hash every file (SHA-256, plus CRC32C and MD5
+0. Check the repository (`_preflight`): every models.config rule the push could fail on later,
+   a name or repository that is a file, and an existing models.config that names no model over
+   pushed versions (refused unless `force`). Nothing is written before this passes.
+1. Check the SavedModel (no TensorFlow needed), refuse links that leave it, and hash every file (SHA-256, plus CRC32C and MD5
    for gs://). The SHA-256 list is the model's content id.
 2. Claim the version by creating its manifest exclusively (`if_generation_match=0` on gs://, a
    hard link locally). A claim with the same content id is this push's own (re-run: resume or

@@ -7,6 +7,11 @@ committed by writing one small marker object last, which the callers document.
 gs:// goes through google-cloud-storage with Application Default Credentials; setting
 `STORAGE_EMULATOR_HOST` points it at an emulator (the tests use fake-gcs-server). TensorFlow's own
 gs:// filesystem is never used: it cannot be pointed at an emulator, so it could not be tested.
+Every gs:// call retries transient errors aloud for at most `TFSHIP_GCS_TIMEOUT` seconds (default
+30), and every public function reports a failure as one `StorageError` line (see `_reported`).
+
+Local trees are listed by `local_files` only, whose rule on symbolic links (follow those that
+stay inside, refuse those that leave) therefore holds for every tree tfship copies.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import contextlib
 import fnmatch
 import functools
 import glob as _glob
-import os
 import logging
+import os
 import shutil
 import sys
 import tempfile
