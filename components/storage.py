@@ -462,8 +462,19 @@ def upload_tree(local_dir: str, uri: str, files: list[str] | None = None, worker
 
 @_reported
 def download_tree(uri: str, local_dir: str, files: list[str] | None = None) -> None:
-    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`."""
+    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`.
+
+    GCS object names may hold `..` (`m/1/../../etc/cron.d/x`): a name that would land outside
+    `local_dir` is refused, all of them named, before anything is downloaded.
+    """
     names = files if files is not None else list_files(uri)
+    target = os.path.realpath(local_dir)
+    escaping = [n for n in names if not os.path.realpath(os.path.join(target, n)).startswith(target + os.sep)]
+    if escaping:
+        raise StorageError(
+            f"Refusing to copy {uri}: {', '.join(escaping[:5])} would land outside {local_dir}. Nothing "
+            "was copied. Expected names below the directory. Fix: rename or remove those objects."
+        )
     for name in names:
         download_file(join(uri, name), os.path.join(local_dir, name))
 

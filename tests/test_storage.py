@@ -65,3 +65,11 @@ def test_tree_copies_refuse_links_that_leave_the_source(root: str, tmp_path) -> 
     storage.upload_tree(str(source), root)
     assert storage.list_files(root) == ["inner_link.txt", "sub/kept.txt"]
     assert storage.read_text(storage.join(root, "inner_link.txt")) == "inside"
+
+
+def test_a_download_never_writes_outside_its_directory(root: str, tmp_path) -> None:
+    """Object names may hold '..' on real GCS (the emulator normalises them, so the names are passed here)."""
+    storage.write_text(storage.join(root, "a.txt"), "alpha")
+    with pytest.raises(StorageError, match=r"Refusing to copy .*: \.\./escaped.txt would land outside .*copy\. Nothing"):
+        storage.download_tree(root, str(tmp_path / "copy"), ["a.txt", "../escaped.txt"])
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "escaped.txt").exists()
