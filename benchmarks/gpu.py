@@ -29,7 +29,10 @@ import sys
 import tempfile
 import time
 
-WIDE = [4096, 4096, 4096, 4096]  # compute-bound: ~50M multiply-adds per example
+from tfship import native_log
+
+# Compute-bound MLP widths: ~58M multiply-adds per example on a GPU; a smaller smoke model on a CPU.
+WIDE = {"gpu": [4096] * 4, "cpu": [1024] * 4}
 BIG = [8192, 8192, 4096]  # ~100M parameters with a 2048-wide input
 FEATURES = 2048
 CLASSES = 10
@@ -69,7 +72,7 @@ def measure_precision(config: dict) -> dict:
     kind, _ = _device_kind()
     if config["precision"] == "mixed":
         keras.mixed_precision.set_global_policy("mixed_float16" if kind == "gpu" else "mixed_bfloat16")
-    model = _mlp(WIDE)
+    model = _mlp(WIDE[kind])
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=config["precision"] == "xla", steps_per_execution=10)
     data = _dataset(config["batch"])
@@ -104,7 +107,9 @@ def measure_checkpoint(config: dict) -> dict:
             blocked.append(time.perf_counter() - start)
             store.sync()
             durable.append(time.perf_counter() - start)
-        size = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory))
+        latest = os.path.basename(store.latest)
+        size = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+                   if f.startswith(latest + "."))
     # The first save traces the write functions; the rest are what a training loop pays.
     steady = slice(1, None) if len(blocked) > 1 else slice(None)
     return {"parameters": parameters, "size_mb": size / 1e6,
@@ -120,7 +125,7 @@ def measure_mirrored(config: dict) -> dict:
     strategy = tf.distribute.MirroredStrategy() if config["mirrored"] else tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     with strategy.scope():
-        model = _mlp(WIDE)
+        model = _mlp(WIDE[kind])
         model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       steps_per_execution=10)
     data = _dataset(config["batch"] * replicas)
@@ -158,6 +163,7 @@ def main() -> int:
         print(json.dumps(MEASURES[args.measure](json.loads(args.config))))
         return 0
 
+    native_log.filter_stderr()  # this process imports TensorFlow only to see the devices
     kind, count = _device_kind()
     batch = 256 if kind == "gpu" else 64
     steps, warmup, saves = (20, 10, 2) if args.quick else ((400, 50, 4) if kind == "gpu" else (60, 20, 3))
@@ -169,7 +175,8 @@ def main() -> int:
     share = args.timeout / len(runs)
     results = [(measure, config, _run(measure, config, share)) for measure, config in runs]
 
-    print(f"\nGPU readiness on {count} {kind} device(s), {os.cpu_count()} CPUs\n")
+    print(f"\nGPU readiness on {count} {kind} device(s), {os.cpu_count()} CPUs; "
+          f"MLP {'x'.join(map(str, WIDE[kind]))} on {FEATURES} features\n")
     print("| measure | setting | result |")
     print("|---|---|---|")
     base = results[0][2].get("steps_per_s")
