@@ -20,7 +20,7 @@ IMAGE_ENV := .cache/image-cpu
 RUN_DIR ?= runs/demo
 INSTALL := UV=$(UV) PYTHON=$(PYTHON) sh images/install-env.sh
 
-.PHONY: run test test-steps test-airflow venv venv-airflow image-env prometheus lock bench clean
+.PHONY: run test test-steps test-airflow venv venv-airflow image-env prometheus lock clean
 
 $(UV): locks/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -69,9 +69,6 @@ lock: $(UV)
 	UV=$(UV) $(TOOLS)/bin/python locks/lock.py $(if $(UPGRADE),--upgrade)
 	$(MAKE) venv
 	$(VENV)/bin/python pipelines/tfship_retrain.py
-
-bench: venv
-	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(AF_VENV) .cache runs

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from tfship import native_log
 from tfship.errors import TfshipError
 
 # name -> one-line help. Order is the order of the chain; helpers after the steps.
@@ -68,5 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def entrypoint() -> None:
+    """The `tfship` console script (the images' ENTRYPOINT): `main` with TensorFlow's known start-up
+    noise kept off the terminal. In-process callers (notebooks, KFP components) call `main`."""
+    native_log.filter_stderr()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -91,7 +91,8 @@ class ServeConfig:
 
     Attributes:
         repo: the model repository (local path or gs://); its `models.config` names the models,
-            versions and labels to serve. An absent config serves nothing until one appears.
+            versions and labels to serve. An absent config serves nothing until one appears; a
+            config that names no model (a 0-byte file) is refused while versions are served.
         host: the interface to listen on (default loopback: the server has no authentication).
         grpc_port: gRPC port; 0 picks a free one (the handle reports it). Default 8500.
         rest_port: REST port; 0 picks a free one, -1 starts no REST server. Default 8501.
