@@ -50,6 +50,8 @@ run: venv
 test: test-steps test-airflow
 
 # The live canary's tests run a real Prometheus: Debian's package (CI runs as root, apt reachable).
+# Debian's Prometheus, which the live-canary tests start on 127.0.0.1 (they judge real scraped metrics).
+# Installed with apt-get when missing (CI runs as root).
 prometheus:
 	@test -x /usr/bin/prometheus || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
