@@ -432,8 +432,6 @@ def _tokens(flat: np.ndarray, as_b64: bool) -> list[str]:
             else:
                 out.append(json.dumps(raw.decode("utf-8", errors="replace")))
         return out
-    if kind == "c":
-        raise invalid_argument(f"Failed to write JSON value for tensor type: {flat.dtype}")
     raise invalid_argument(f"Failed to write JSON value for tensor type: {flat.dtype}")
 
 
@@ -472,21 +470,25 @@ def predict_response(outputs: dict[str, np.ndarray], fmt: str) -> str:
     for name, array in outputs.items():
         if array.ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if array.shape[0] < 1:
+            raise invalid_argument(f"Tensor name: {name} has invalid batch size: {array.shape[0]}")
         if batch >= 0 and array.shape[0] != batch:
             raise invalid_argument(
                 f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: {batch}"
             )
         batch = array.shape[0]
     items = []
+    # `array[index, ...]` keeps a 0-d array for a [batch] output: plain `array[index]` of a string
+    # tensor is a bare `bytes`, not an array.
     for index in range(batch):
         if len(outputs) == 1:
             name, array = next(iter(outputs.items()))
-            items.append(_nested(array[index], _is_bytes_output(name, array)))
+            items.append(_nested(array[index, ...], _is_bytes_output(name, array)))
         else:
             items.append(
                 "{"
                 + ", ".join(
-                    json.dumps(name) + ": " + _nested(array[index], _is_bytes_output(name, array))
+                    json.dumps(name) + ": " + _nested(array[index, ...], _is_bytes_output(name, array))
                     for name, array in outputs.items()
                 )
                 + "}"
