@@ -30,6 +30,7 @@ from tfship.serving.tensors import dtype_string, numpy_dtype
 ROW = "row"
 COLUMNAR = "columnar"
 _MAX_DEBUG_CHARS = 256
+_MAX_RANK = 64  # numpy's limit on an array's dimensions (TensorFlow allows 254)
 _BYTES_SUFFIX = "_bytes"  # a DT_STRING output named *_bytes is written as {"b64": ...}
 
 
@@ -199,6 +200,10 @@ def to_array(value: Any, dtype: int) -> np.ndarray:
             if dtype != types_pb2.DT_INT32 or (probe.min() >= -(2**31) and probe.max() < 2**31):
                 return probe.astype(numpy_type)
     shape = _dense_shape(value)
+    if len(shape) > _MAX_RANK:
+        raise invalid_argument(
+            f"JSON Value nests lists {len(shape)} levels deep: a tensor has at most {_MAX_RANK} dimensions here"
+        )
     leaves: list[Any] = []
     _fill(value, 0, shape, dtype, leaves)
     if numpy_type is object:
