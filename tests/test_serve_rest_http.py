@@ -10,6 +10,8 @@ import http.client
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,46 @@ def test_serve_refuses_an_unreadable_models_config(tmp_path: Path, capsys: pytes
     code = cli_main(["serve", "--repo", str(tmp_path), "--grpc-port", "0", "--rest-port", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "models.config" in err[0], err
+
+
+def test_serve_refuses_a_gcs_repo_in_a_missing_bucket(gcs_emulator: str, capsys: pytest.CaptureFixture) -> None:
+    code = cli_main(["serve", "--repo", "gs://no-such-bucket-tfship/models", "--grpc-port", "0", "--rest-port", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["tfship serve: error: Bucket 'no-such-bucket-tfship' of "
+                                 "'gs://no-such-bucket-tfship/models' does not exist (or is not visible)."]
+
+
+def test_the_cli_flags_set_the_limits(repo: str) -> None:
+    """`tfship serve --rest-max-body-bytes --rest-timeout` as a user starts it, in its own process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfship.cli", "serve", "--repo", repo, "--grpc-port", "0", "--rest-port", "0",
+         "--poll-seconds", "0", "--rest-max-body-bytes", "64", "--rest-timeout", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        port = int(line.rsplit(":", 1)[1])
+        body = json.dumps({"instances": [1.0] * 20}).encode()  # 111 bytes
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request_head(PREDICT, {"Content-Length": str(len(body))}) + body)
+            status, _, answer = read_response(sock.makefile("rb"))
+        assert (status, json.loads(answer)) == (413, {"error": "Request Entity Too Large: exceeds max_body of 64"})
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\n")  # stalls
+            started = time.monotonic()
+            assert sock.recv(1024) == b""
+            assert time.monotonic() - started < 5
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--rest-timeout=0", "rest_timeout_s=0"),
+    ("--rest-max-body-bytes=-1", "rest_max_body_bytes=-1"),
+])
+def test_the_cli_refuses_bad_limits_in_one_line(repo: str, flag: str, message: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    code = cli_main(["serve", "--repo", repo, "--grpc-port", "0", "--rest-port", "0", flag])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import grpc
