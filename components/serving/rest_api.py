@@ -26,6 +26,7 @@ import waitress
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
@@ -190,7 +191,12 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        data = rest_json.error_body(f"{error.reason}: {error.body}").encode("utf-8")
+        if isinstance(error, RequestEntityTooLarge):  # waitress refuses at its limit; ours is one byte less
+            limit = self.channel.server.adj.max_request_body_size - 1
+            message = f"{error.reason}: the body is over the limit of {limit} bytes"
+        else:
+            message = f"{error.reason}: {error.body}"
+        data = rest_json.error_body(message).encode("utf-8")
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
@@ -222,7 +228,7 @@ class RestServer:
             sockets=[sock],
             threads=threads,
             ident="",  # no Server: banner
-            max_request_body_size=max_body_bytes,
+            max_request_body_size=max_body_bytes + 1,  # waitress refuses a body of this size or more
             channel_timeout=timeout_s,
             cleanup_interval=1,  # look for timed-out connections every second
             connection_limit=_CONNECTION_LIMIT,
