@@ -20,7 +20,7 @@ IMAGE_ENV := .cache/image-cpu
 RUN_DIR ?= runs/demo
 INSTALL := UV=$(UV) PYTHON=$(PYTHON) sh images/install-env.sh
 
-.PHONY: run test test-steps test-airflow venv venv-airflow image-env lock bench clean
+.PHONY: run test test-steps test-airflow venv venv-airflow image-env prometheus lock clean
 
 $(UV): locks/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -49,7 +49,13 @@ run: venv
 
 test: test-steps test-airflow
 
-test-steps: venv image-env
+# The live canary's tests run a real Prometheus: Debian's package (CI runs as root, apt reachable).
+# Debian's Prometheus, which the live-canary tests start on 127.0.0.1 (they judge real scraped metrics).
+# Installed with apt-get when missing (CI runs as root).
+prometheus:
+	@test -x /usr/bin/prometheus || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+
+test-steps: venv image-env prometheus
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TFSHIP_IMAGE_ENV="$(CURDIR)/$(IMAGE_ENV)" \
 		$(VENV)/bin/python -m pytest tests --ignore=tests/airflow
 
@@ -65,9 +71,6 @@ lock: $(UV)
 	UV=$(UV) $(TOOLS)/bin/python locks/lock.py $(if $(UPGRADE),--upgrade)
 	$(MAKE) venv
 	$(VENV)/bin/python pipelines/tfship_retrain.py
-
-bench: venv
-	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(AF_VENV) .cache runs

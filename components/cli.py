@@ -15,6 +15,7 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 
+from tfship import native_log
 from tfship.errors import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, TfshipError
 
 # name -> one-line help. Order is the order of the chain; helpers after the steps.
@@ -28,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "move the `stable` label back to the previous stable version",
     "serve": "serve a model repository over TF Serving's gRPC and REST API",
     "canary": "compare a candidate with the stable version and decide",
+    "rollout": "move traffic to the candidate in steps, judged live, rolled back on FAIL",
     "run": "run the whole chain locally: train, export, validate, push, serve, canary",
 }
 
@@ -100,5 +102,12 @@ def _write_traceback(command: str) -> str:
     return path
 
 
-if __name__ == "__main__":
+def entrypoint() -> None:
+    """The `tfship` console script (the images' ENTRYPOINT): `main` with TensorFlow's known start-up
+    noise kept off the terminal. In-process callers (notebooks, KFP components) call `main`."""
+    native_log.filter_stderr()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import re
 import shlex
 import socket
 import subprocess
@@ -28,23 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tfship import chain, storage
+from tfship import chain, native_log, storage
 from tfship.errors import ConfigError, DataError, TfshipError
 
 Echo = Callable[[str], None]
 
 # How many data rows become the canary's and validate's examples when the user gives none.
 EXAMPLE_ROWS = 64
-# TensorFlow's C++ start-up lines, printed before its logging honours TF_CPP_MIN_LOG_LEVEL; they
-# drown a step's progress on a terminal. Only these exact lines are dropped from the echo.
-_STARTUP_NOISE = re.compile(
-    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|cudart_stub\.cc:\d+\] Could not find cuda drivers"
-    r"|cuda_platform\.cc:\d+\] failed call to cuInit"
-    r"|port\.cc:\d+\] oneDNN custom operations are on"
-    r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized"
-    r"|To enable the following instructions: .* in other operations, rebuild TensorFlow)"
-)
 SERVER_START_TIMEOUT_S = 120.0
 
 
@@ -89,7 +78,7 @@ def launch(args: Sequence[str], *, prefix: str = "", echo: Echo = _print,
     )
     assert process.stdout is not None
     for line in process.stdout:
-        if not _STARTUP_NOISE.search(line):
+        if not native_log.is_noise(line):  # a `TFSHIP_CLI` without the filter
             echo(f"{prefix}{line.rstrip()}")
     return process.wait()
 

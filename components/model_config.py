@@ -48,11 +48,13 @@ __all__ = [
     "CONFIG_FILE",
     "PREVIOUS",
     "STABLE",
+    "check_can_add",
     "check_label",
     "check_model_name",
     "config_uri",
     "find_model",
     "format_models_config",
+    "is_empty",
     "model_base_path",
     "parse_models_config",
     "promoted",
@@ -74,6 +76,12 @@ def check_model_name(name: str) -> str:
             f"Invalid value for argument `name`. Received: name={name!r}. Expected 1-128 characters "
             "from [A-Za-z0-9_.-], starting with a letter or digit, with no '/' and no '..' "
             "(TF Serving serves it as /v1/models/<name>). Fix: pass e.g. --name my_model."
+        )
+    if name == CONFIG_FILE:
+        raise ConfigError(
+            f"Invalid value for argument `name`. Received: name={name!r}, which is the repository's "
+            f"own {CONFIG_FILE} file (the model's base path would be that file). Expected another "
+            "name. Fix: pass e.g. --name my_model."
         )
     return name
 
@@ -132,18 +140,27 @@ def read_models_config(repo: str) -> ModelServerConfig:
 
 
 def update_models_config(
-    repo: str, change: Callable[[ModelServerConfig], ModelServerConfig]
+    repo: str, change: Callable[[ModelServerConfig], ModelServerConfig], *, replace_empty: bool = False
 ) -> tuple[ModelServerConfig, bool]:
     """Apply `change` to the current models.config as one atomic, concurrency-safe update.
 
     `change` may run more than once (after another writer won the race it sees their config), so
     it must be a pure function of the config it gets. Returns the config now stored and whether
     this call wrote it; an unchanged config is not rewritten (TF Serving re-reads only changes).
+
+    A models.config that exists but names no model (a 0-byte or truncated file) is not a fresh
+    start: building on it would drop every label the repository had. It is refused with
+    `ConfigError` unless `replace_empty` (the caller knows the repository holds no pushed
+    version, or the user passed `--force`). The check runs inside the atomic update, so a file
+    emptied while a push runs is caught too.
     """
     outcome: dict[str, object] = {"changed": False}
+    uri = config_uri(repo)
 
     def update(current: bytes | None) -> bytes | None:
         old = parse_models_config(current.decode("utf-8")) if current else ModelServerConfig()
+        if current is not None and is_empty(old) and not replace_empty:
+            raise ConfigError(empty_config_message(uri, len(current)))
         new = change(old)
         outcome["config"] = new
         if new == old and current is not None:
@@ -152,11 +169,27 @@ def update_models_config(
         outcome["changed"] = True
         return format_models_config(new).encode("utf-8")
 
-    storage.update_bytes(config_uri(repo), update)
+    storage.update_bytes(uri, update)
     return outcome["config"], bool(outcome["changed"])  # type: ignore[return-value]
 
 
+def empty_config_message(uri: str, size: int, pushed: str = "") -> str:
+    """The one line refusing to build on an existing models.config that names no model."""
+    held = f" holds pushed versions ({pushed})" if pushed else " may hold pushed versions"
+    return (
+        f"models.config at {uri} names no model ({size} bytes), but the repository{held}: writing "
+        "it would start from nothing and drop their labels (stable, canary, previous). Nothing was "
+        "changed. Fix: restore models.config (an emptied or truncated file?), or push with "
+        "`tfship push --force` to start over with only that model."
+    )
+
+
 # ---- views --------------------------------------------------------------------------------------
+
+
+def is_empty(config: ModelServerConfig) -> bool:
+    """True when the config names no model (what a 0-byte models.config parses to)."""
+    return not config.model_config_list.config and not config.HasField("custom_model_config")
 
 
 def find_model(config: ModelServerConfig, name: str) -> ModelConfig | None:
@@ -226,22 +259,40 @@ def with_version(config: ModelServerConfig, name: str, base_path: str, version: 
     if version < 0:
         raise ConfigError(f"Invalid version {version}: expected an integer >= 0.")
     new = _copy(config)
+    check_can_add(new, name, base_path)
     entry = find_model(new, name)
     if entry is None:
         entry = new.model_config_list.config.add(name=name, base_path=base_path, model_platform=PLATFORM)
         entry.model_version_policy.specific.SetInParent()
-    else:
-        entry = _managed_entry(new, name)
+    versions = set(entry.model_version_policy.specific.versions) | {version}
+    del entry.model_version_policy.specific.versions[:]
+    entry.model_version_policy.specific.versions.extend(sorted(versions))
+    return new
+
+
+def check_can_add(config: ModelServerConfig, name: str, base_path: str) -> None:
+    """Raise unless a version of model `name` at `base_path` can be added to `config`.
+
+    A push checks this before it uploads anything (and `with_version` again inside the update):
+    the entry of that name must be tfship's (`specific` policy) with the same base path, and no
+    other entry may load from the same base path (its versions would be this model's).
+    """
+    entry = find_model(config, name)
+    if entry is not None:
+        _managed_entry(config, name)
         if entry.base_path != base_path:
             raise ConfigError(
                 f"Model {name!r} in models.config has base_path {entry.base_path!r}, but this push "
                 f"writes to {base_path!r}. Expected the same repository. Fix: push to the repository "
                 "the config names, or give the model another --name."
             )
-    versions = set(entry.model_version_policy.specific.versions) | {version}
-    del entry.model_version_policy.specific.versions[:]
-    entry.model_version_policy.specific.versions.extend(sorted(versions))
-    return new
+    for other in config.model_config_list.config:
+        if other.name != name and other.base_path.rstrip("/") == base_path.rstrip("/"):
+            raise ConfigError(
+                f"Model {name!r} would be written to {base_path!r}, the base_path of model "
+                f"{other.name!r} in models.config: both would serve the same versions. Expected a "
+                f"directory no other model loads from. Fix: give the model another --name."
+            )
 
 
 def with_label(config: ModelServerConfig, name: str, label: str, version: int) -> ModelServerConfig:

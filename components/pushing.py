@@ -10,7 +10,10 @@ Repository layout (a local directory or a gs://bucket/prefix)::
 
 A push goes through these steps; each one is safe to kill, and re-running the same push resumes:
 
-1. Check the SavedModel (no TensorFlow needed) and hash every file (SHA-256, plus CRC32C and MD5
+0. Check the repository (`_preflight`): every models.config rule the push could fail on later,
+   a name or repository that is a file, and an existing models.config that names no model over
+   pushed versions (refused unless `force`). Nothing is written before this passes.
+1. Check the SavedModel (no TensorFlow needed), refuse links that leave it, and hash every file (SHA-256, plus CRC32C and MD5
    for gs://). The SHA-256 list is the model's content id.
 2. Claim the version by creating its manifest exclusively (`if_generation_match=0` on gs://, a
    hard link locally). A claim with the same content id is this push's own (re-run: resume or
@@ -71,6 +74,9 @@ class PushConfig:
         wait_timeout_s: how long to wait for the serving target (default 300).
         workers: files transferred at once (default 8; 1 = one file at a time).
         progress: draw a progress bar; None (default) = only on a terminal.
+        force: write models.config even when it exists but names no model over a repository
+            that holds pushed versions (an emptied file): the model restarts with this version
+            only, and every other model and label stays dropped. Default False: refused.
     """
 
     model: str
@@ -82,6 +88,7 @@ class PushConfig:
     wait_timeout_s: float = 300.0
     workers: int = 8
     progress: bool | None = None
+    force: bool = False
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):
@@ -400,17 +407,63 @@ def set_label(
     return changed
 
 
+def _pushed_versions(repo: str) -> dict[str, list[int]]:
+    """`{model: [versions]}` of the integer-named version directories in the repository."""
+    found = {}
+    for model in storage.list_dirs(repo):
+        versions = sorted(int(d) for d in storage.list_dirs(storage.join(repo, model)) if d.isdigit())
+        if versions:
+            found[model] = versions
+    return found
+
+
+def _preflight(config: PushConfig) -> bool:
+    """Every check on the repository a push can fail, before it writes anything.
+
+    A push refused after its upload would leave the version's files behind; so the models.config
+    rules (`mc.check_can_add`), the model's directory and an emptied config are all checked first.
+    Returns whether the push may write over an existing models.config that names no model: with
+    `force`, or when the repository holds no version such a file could have dropped.
+    """
+    repo, name = config.repo, config.name
+    if storage.is_file(repo):
+        raise ConfigError(
+            f"Invalid value for argument `repo`. Received: repo={repo!r}, which is a file. Expected a "
+            "model repository directory (or one to create). Fix: pass the repository's root."
+        )
+    current = mc.read_models_config(repo)  # a missing bucket or an unparsable config fails here
+    base_path = mc.model_base_path(repo, name)
+    mc.check_can_add(current, name, base_path)
+    base = _base(repo, name)
+    if storage.is_file(base):
+        raise ConfigError(
+            f"Invalid value for argument `name`. Received: name={name!r}, but {base} is a file, not a "
+            "model directory. Expected a name that is free or a model's directory. Fix: pass another --name."
+        )
+    if config.force:
+        return True
+    if not mc.is_empty(current) or not storage.exists(mc.config_uri(repo)):
+        return False  # nothing empty to write over (one emptied meanwhile is refused by the update)
+    pushed = _pushed_versions(repo)
+    if pushed:
+        summary = "; ".join(f"{m}: {v}" for m, v in sorted(pushed.items()))
+        size = len(storage.read_bytes(mc.config_uri(repo)))
+        raise ConfigError(mc.empty_config_message(mc.config_uri(repo), size, summary))
+    return True
+
+
 def run_push(config: PushConfig) -> PushResult:
     """Run the push described by `config` (see the module docstring for the steps)."""
     began = time.monotonic()
     repo, name = config.repo, config.name
     gcs = storage.is_gcs(repo)
-    mc.read_models_config(repo)  # fails early, before any write, on a missing bucket or a bad config
+    replace_empty = _preflight(config)
     model_dir = config.model
     if storage.is_gcs(model_dir):
         model_dir = storage.local_cache_dir(config.model, "push-model")
         storage.download_tree(config.model, model_dir)
-    files = check_saved_model(model_dir)
+    check_saved_model(model_dir)
+    files = storage.local_files(model_dir)  # refuses links that leave the model, naming them
     manifest = _hash_model(model_dir, files, gcs, config.workers)
     cid = content_id(manifest)
     base = _base(repo, name)
@@ -425,7 +478,9 @@ def run_push(config: PushConfig) -> PushResult:
         raise
     log.info("version %d in place at %s", version, storage.join(base, str(version)))
     base_path = mc.model_base_path(repo, name)
-    _, changed = mc.update_models_config(repo, lambda c: mc.with_version(c, name, base_path, version))
+    _, changed = mc.update_models_config(
+        repo, lambda c: mc.with_version(c, name, base_path, version), replace_empty=replace_empty
+    )
     if changed:
         log.info("models.config: %s serves version %d", name, version)
     if config.label is not None:

@@ -7,6 +7,11 @@ committed by writing one small marker object last, which the callers document.
 gs:// goes through google-cloud-storage with Application Default Credentials; setting
 `STORAGE_EMULATOR_HOST` points it at an emulator (the tests use fake-gcs-server). TensorFlow's own
 gs:// filesystem is never used: it cannot be pointed at an emulator, so it could not be tested.
+Every gs:// call retries transient errors aloud for at most `TFSHIP_GCS_TIMEOUT` seconds (default
+30), and every public function reports a failure as one `StorageError` line (see `_reported`).
+
+Local trees are listed by `local_files` only, whose rule on symbolic links (follow those that
+stay inside, refuse those that leave) therefore holds for every tree tfship copies.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import contextlib
 import fnmatch
 import functools
 import glob as _glob
+import logging
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
 
 GCS_SCHEME = "gs://"
+
+log = logging.getLogger(__name__)
 
 
 def is_gcs(uri: str) -> bool:
@@ -72,30 +81,188 @@ def gcs_client() -> Client:
         raise StorageError(
             "gs:// needs google-cloud-storage. Install it with `pip install 'tfship[gcs]'`."
         ) from error
-    return storage.Client()
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        return storage.Client()
+    except GoogleAuthError as error:
+        raise StorageError(
+            f"Cannot use Google Cloud credentials for gs://: {error} Fix: run `gcloud auth "
+            "application-default login`, or point GOOGLE_APPLICATION_CREDENTIALS at a valid key file."
+        ) from error
+
+
+GCS_TIMEOUT_ENV = "TFSHIP_GCS_TIMEOUT"
+DEFAULT_GCS_TIMEOUT_S = 30.0
+# The longest a single gs:// request may wait for the server's answer, whatever the deadline.
+_MAX_REQUEST_TIMEOUT_S = 60.0
+
+
+def gcs_timeout_s() -> float:
+    """Seconds one gs:// operation keeps retrying transient errors: $TFSHIP_GCS_TIMEOUT, default 30.
+
+    Raises:
+        ConfigError: the variable is set to something other than seconds in (0, 3600].
+    """
+    import math
+
+    from tfship.errors import ConfigError
+
+    raw = os.environ.get(GCS_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_GCS_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:
+        raise ConfigError(
+            f"Invalid value for {GCS_TIMEOUT_ENV} (or --gcs-timeout). Received: {raw!r}. Expected seconds "
+            f"from 0 (exclusive) to 3600, e.g. {DEFAULT_GCS_TIMEOUT_S:g}."
+        )
+    return seconds
+
+
+def _retry(uri: str):  # -> google.api_core.retry.Retry
+    """google-cloud-storage's retry on transient errors, bounded by `gcs_timeout_s()`, and audible.
+
+    Exponential backoff from 0.2 s doubling to 8 s, for at most `gcs_timeout_s()` seconds; each
+    retry logs one warning line naming the bucket and the cause, so an unreachable endpoint is not
+    silence. Passed to every call whose effect is the same however often it runs: uploads of
+    staged files whose content is fixed, conditional writes, reads, copies and deletes.
+    """
+    from google.api_core.retry import Retry
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket = split_gcs(uri)[0]
+    deadline = gcs_timeout_s()
+
+    def report(error: Exception) -> None:
+        log.warning("gs://%s: %s; retrying for up to %g s in all (%s)", bucket, _cause(error), deadline, GCS_TIMEOUT_ENV)
+
+    # DEFAULT_RETRY's predicate is the client's own list of transient errors; Retry has no
+    # with_on_error, so the policy is rebuilt around it.
+    return Retry(
+        predicate=DEFAULT_RETRY._predicate,
+        initial=0.2,
+        maximum=8.0,
+        multiplier=2.0,
+        timeout=deadline,
+        on_error=report,
+    )
+
+
+def _call_options(uri: str) -> dict:
+    """`retry=` and `timeout=` for one google-cloud-storage call on `uri`'s bucket.
+
+    `timeout` bounds each HTTP request (a server that accepts the connection and never answers
+    would otherwise hold it 60 s); `retry` bounds the retries of the whole call.
+    """
+    return {"retry": _retry(uri), "timeout": min(gcs_timeout_s(), _MAX_REQUEST_TIMEOUT_S)}
+
+
+def _cause(error: BaseException) -> str:
+    """The root cause of a gs:// failure in a few words: 'Connection refused', '503 ...'."""
+    import re
+
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+    if isinstance(error, RetryError) and error.cause is not None:
+        error = error.cause
+    if isinstance(error, GoogleAPICallError):
+        return f"HTTP {error.code} {error.message}"
+    text = str(error)
+    errno_text = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno_text:
+        return errno_text[-1]
+    if "timed out" in text.lower():
+        return f"no answer within {min(gcs_timeout_s(), _MAX_REQUEST_TIMEOUT_S):g} s (read timed out)"
+    return f"{type(error).__name__}: {re.sub(r'<[^>]*>: ', '', text)}"
+
+
+def _endpoint() -> str:
+    return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+
+
+def _reported(function: Callable) -> Callable:
+    """Turn a storage failure inside `function` into one `StorageError` line instead of a traceback.
+
+    gs://: transient errors were already retried (see `_retry`) when they reach here; what is left
+    is an unreachable endpoint, refused credentials or a server error, named with the bucket and
+    the cause. Local: an OSError (a path of the wrong kind, no permission, a full disk) is named
+    with its path. tfship's own errors pass through unchanged.
+    """
+
+    @functools.wraps(function)
+    def reported(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except StorageError:
+            raise
+        except Exception as error:
+            if _is_gcs_failure(error):
+                raise StorageError(_gcs_failure_message(args, error)) from error
+            if not isinstance(error, OSError):
+                raise
+            path = error.filename or next((a for a in args if isinstance(a, str)), "?")
+            raise StorageError(
+                f"Cannot use {path}: {error.strerror or error}. Expected a path of the right kind "
+                "(file or directory) that tfship may read and write. Fix: check the path and its permissions."
+            ) from error
+
+    return reported
+
+
+def _gcs_failure_message(args: tuple, error: Exception) -> str:
+    from google.api_core.exceptions import RetryError
+
+    uri = next((a for a in args if isinstance(a, str) and is_gcs(a)), GCS_SCHEME)
+    bucket = split_gcs(uri)[0]
+    retried = f" (gave up after {gcs_timeout_s():g} s of retries)" if isinstance(error, RetryError) else ""
+    return (
+        f"Cannot use bucket {bucket!r} at {_endpoint()}: {_cause(error)}{retried}. Fix: check the "
+        f"network, the credentials and STORAGE_EMULATOR_HOST, or allow longer with {GCS_TIMEOUT_ENV}."
+    )
+
+
+def _is_gcs_failure(error: Exception) -> bool:
+    """True for the errors google-cloud-storage and its transport raise; never for tfship's own."""
+    if isinstance(error, StorageError) or "google.api_core" not in sys.modules:
+        return False
+    import requests
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+    from google.auth.exceptions import GoogleAuthError
+
+    return isinstance(error, (GoogleAPICallError, RetryError, GoogleAuthError, requests.RequestException))
 
 
 def _bucket(uri: str) -> tuple[Bucket, str]:
-    from google.api_core import exceptions
-
     name, blob = split_gcs(uri)
     bucket = gcs_client().bucket(name)
-    try:
-        if not bucket.exists():
-            raise StorageError(f"Bucket {name!r} of {uri!r} does not exist (or is not visible).")
-    except exceptions.GoogleAPICallError as error:
-        raise StorageError(f"Cannot reach bucket {name!r} of {uri!r}: {error}") from error
+    if not bucket.exists(**_call_options(uri)):
+        raise StorageError(f"Bucket {name!r} of {uri!r} does not exist (or is not visible).")
     return bucket, blob
 
 
+@_reported
+def is_file(uri: str) -> bool:
+    """True if `uri` is a file (locally) or an object (gs://): not a directory, prefix or nothing."""
+    if is_gcs(uri):
+        bucket, name = _bucket(uri)
+        return bool(name) and bucket.blob(name).exists(**_call_options(uri))
+    return os.path.isfile(uri)
+
+
+@_reported
 def exists(uri: str) -> bool:
     """True if a file or object exists at `uri`, or (locally) a directory."""
     if is_gcs(uri):
         bucket, name = _bucket(uri)
-        return bucket.blob(name).exists()
+        return bucket.blob(name).exists(**_call_options(uri))
     return os.path.exists(uri)
 
 
+@_reported
 def read_bytes(uri: str) -> bytes:
     """The whole content of one file or object."""
     if is_gcs(uri):
@@ -103,7 +270,7 @@ def read_bytes(uri: str) -> bytes:
 
         bucket, name = _bucket(uri)
         try:
-            return bucket.blob(name).download_as_bytes()
+            return bucket.blob(name).download_as_bytes(**_call_options(uri))
         except exceptions.NotFound as error:
             raise StorageError(f"No such object: {uri}") from error
     try:
@@ -118,11 +285,12 @@ def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 
 
+@_reported
 def write_bytes(uri: str, data: bytes) -> None:
     """Write one file or object atomically: readers see the old content or the new, never part."""
     if is_gcs(uri):
         bucket, name = _bucket(uri)
-        bucket.blob(name).upload_from_string(data)
+        bucket.blob(name).upload_from_string(data, **_call_options(uri))
         return
     path = Path(uri)
     tmp = _durable_temp(path, data)
@@ -151,6 +319,7 @@ def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 
 
+@_reported
 def list_files(uri: str) -> list[str]:
     """Paths of every file below `uri`, relative to it, sorted. Empty if there is nothing."""
     if is_gcs(uri):
@@ -158,15 +327,67 @@ def list_files(uri: str) -> list[str]:
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         return sorted(
             blob.name[len(prefix) :]
-            for blob in gcs_client().list_blobs(bucket, prefix=prefix)
+            for blob in gcs_client().list_blobs(bucket, prefix=prefix, **_call_options(uri))
             if not blob.name.endswith("/")
         )
-    root = Path(uri)
-    if not root.is_dir():
+    if not os.path.isdir(uri):
         return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return local_files(uri)
 
 
+def local_files(root: str) -> list[str]:
+    """Paths of every file below the local directory `root`, relative to it, sorted.
+
+    This is the one listing behind every local tree tfship copies (push, upload_tree, mirrors), so
+    its rule on symbolic links holds everywhere: a link that resolves inside `root` is followed
+    (a file link is copied as the file it names, a directory link as the files below it, which is
+    what TF Serving reading the directory would see); a link that leaves `root`, dangles, or loops
+    back onto its own ancestor is refused before anything is copied, all of them named. Files that
+    are neither regular files nor directories (sockets, FIFOs) are refused too: copying a FIFO
+    blocks forever.
+
+    Raises:
+        StorageError: naming every offending path, relative to `root`.
+    """
+    real_root = os.path.realpath(root)
+    files: list[str] = []
+    refused: list[str] = []
+
+    def inside(target: str) -> bool:
+        return target == real_root or target.startswith(real_root + os.sep)
+
+    def walk(directory: str, relative: str, ancestors: frozenset[str]) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            path = f"{relative}{entry.name}"
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not inside(target):
+                    refused.append(f"{path} -> {os.readlink(entry.path)} (leaves the directory)")
+                    continue
+                if not os.path.exists(target):
+                    refused.append(f"{path} -> {os.readlink(entry.path)} (dangling)")
+                    continue
+                if target in ancestors:
+                    refused.append(f"{path} -> {os.readlink(entry.path)} (a loop)")
+                    continue
+            if entry.is_dir():
+                walk(entry.path, f"{path}/", ancestors | {os.path.realpath(entry.path)})
+            elif entry.is_file():
+                files.append(path)
+            else:
+                refused.append(f"{path} (not a regular file)")
+
+    walk(root, "", frozenset({real_root}))
+    if refused:
+        shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise StorageError(
+            f"Refusing to copy {root}: {shown}. Nothing was copied. Expected only files and links that "
+            "stay inside the directory. Fix: replace each link by a copy of what it names, or remove it."
+        )
+    return sorted(files)
+
+
+@_reported
 def glob(pattern: str) -> list[str]:
     """Files matching a glob (`*`, `?`, `[...]`), local or gs://, sorted."""
     if is_gcs(pattern):
@@ -175,7 +396,7 @@ def glob(pattern: str) -> list[str]:
         bucket, _ = _bucket(pattern)
         return sorted(
             f"{GCS_SCHEME}{bucket_name}/{blob.name}"
-            for blob in gcs_client().list_blobs(bucket, prefix=literal)
+            for blob in gcs_client().list_blobs(bucket, prefix=literal, **_call_options(pattern))
             if fnmatch.fnmatchcase(blob.name, blob_pattern)
         )
     if os.path.isdir(pattern):
@@ -183,6 +404,7 @@ def glob(pattern: str) -> list[str]:
     return sorted(p for p in _glob.glob(pattern) if os.path.isfile(p))
 
 
+@_reported
 def download_file(uri: str, local_path: str) -> None:
     """Copy one object or file to a local path, atomically."""
     local = Path(local_path)
@@ -191,7 +413,7 @@ def download_file(uri: str, local_path: str) -> None:
     try:
         if is_gcs(uri):
             bucket, name = _bucket(uri)
-            bucket.blob(name).download_to_filename(str(tmp))
+            bucket.blob(name).download_to_filename(str(tmp), **_call_options(uri))
         else:
             shutil.copyfile(uri, tmp)
         os.replace(tmp, local)
@@ -200,15 +422,17 @@ def download_file(uri: str, local_path: str) -> None:
             tmp.unlink()
 
 
+@_reported
 def upload_file(local_path: str, uri: str) -> None:
     """Copy one local file to `uri` (a single-object write, atomic on GCS)."""
     if is_gcs(uri):
         bucket, name = _bucket(uri)
-        bucket.blob(name).upload_from_filename(local_path)
+        bucket.blob(name).upload_from_filename(local_path, **_call_options(uri))
     else:
         write_bytes(uri, Path(local_path).read_bytes())
 
 
+@_reported
 def upload_tree(local_dir: str, uri: str, files: list[str] | None = None, workers: int = 8) -> None:
     """Copy files below `local_dir` (all, or the relative paths in `files`) to below `uri`."""
     names = files if files is not None else list_files(local_dir)
@@ -222,6 +446,7 @@ def upload_tree(local_dir: str, uri: str, files: list[str] | None = None, worker
             names,
             source_directory=local_dir,
             blob_name_prefix=prefix,
+            upload_kwargs=_call_options(uri),
             max_workers=workers,
             worker_type=transfer_manager.THREAD,
         )
@@ -235,13 +460,26 @@ def upload_tree(local_dir: str, uri: str, files: list[str] | None = None, worker
         shutil.copyfile(Path(local_dir, name), target)
 
 
+@_reported
 def download_tree(uri: str, local_dir: str, files: list[str] | None = None) -> None:
-    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`."""
+    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`.
+
+    GCS object names may hold `..` (`m/1/../../etc/cron.d/x`): a name that would land outside
+    `local_dir` is refused, all of them named, before anything is downloaded.
+    """
     names = files if files is not None else list_files(uri)
+    target = os.path.realpath(local_dir)
+    escaping = [n for n in names if not os.path.realpath(os.path.join(target, n)).startswith(target + os.sep)]
+    if escaping:
+        raise StorageError(
+            f"Refusing to copy {uri}: {', '.join(escaping[:5])} would land outside {local_dir}. Nothing "
+            "was copied. Expected names below the directory. Fix: rename or remove those objects."
+        )
     for name in names:
         download_file(join(uri, name), os.path.join(local_dir, name))
 
 
+@_reported
 def delete(uri: str) -> None:
     """Remove one file or object; nothing there is not an error."""
     if is_gcs(uri):
@@ -249,20 +487,22 @@ def delete(uri: str) -> None:
 
         bucket, name = _bucket(uri)
         try:
-            bucket.blob(name).delete()
+            bucket.blob(name).delete(**_call_options(uri))
         except exceptions.NotFound:
             pass
         return
     Path(uri).unlink(missing_ok=True)
 
 
+@_reported
 def delete_tree(uri: str) -> None:
     """Remove everything below `uri`; nothing there is not an error."""
     if is_gcs(uri):
         bucket, prefix = _bucket(uri)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
-        for blob in gcs_client().list_blobs(bucket, prefix=prefix):
-            blob.delete()
+        options = _call_options(uri)
+        for blob in gcs_client().list_blobs(bucket, prefix=prefix, **options):
+            blob.delete(**options)
         return
     shutil.rmtree(uri, ignore_errors=True)
 
@@ -293,17 +533,6 @@ def local_cache_dir(uri: str, kind: str) -> str:
 Progress = Callable[[int], None]
 
 
-def _retry():  # -> google.api_core.retry.Retry
-    """Exponential backoff (0.2 s doubling to 8 s, 120 s in all) on transient gs:// errors.
-
-    Passed to every call whose effect is the same however often it runs: uploads of staged files
-    whose content is fixed, conditional writes, reads, copies and deletes.
-    """
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_delay(initial=0.2, maximum=8.0, multiplier=2.0).with_timeout(120.0)
-
-
 def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: float = 0.5) -> float:
     """Seconds to wait before retry number `attempt` (0-based): doubling, capped, with jitter.
 
@@ -319,6 +548,7 @@ def _lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+@_reported
 def update_bytes(
     uri: str, update: Callable[[bytes | None], bytes | None], attempts: int = 16
 ) -> bytes | None:
@@ -352,17 +582,17 @@ def update_bytes(
 
     bucket, name = _bucket(uri)
     for attempt in range(attempts):
-        blob = bucket.get_blob(name, retry=_retry())
+        blob = bucket.get_blob(name, **_call_options(uri))
         generation = 0 if blob is None else blob.generation
         try:
             current = None
             if blob is not None:
-                current = blob.download_as_bytes(if_generation_match=generation, retry=_retry())
+                current = blob.download_as_bytes(if_generation_match=generation, **_call_options(uri))
             new = update(current)
             if new is None:
                 return current
             bucket.blob(name).upload_from_string(
-                new, if_generation_match=generation, retry=_retry()
+                new, if_generation_match=generation, **_call_options(uri)
             )
             return new
         except (exceptions.PreconditionFailed, exceptions.NotFound):
@@ -392,6 +622,7 @@ def local_lock(path: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@_reported
 def create_exclusive(uri: str, data: bytes) -> bool:
     """Create a file or object holding `data` only if nothing is there yet; True if created.
 
@@ -404,7 +635,7 @@ def create_exclusive(uri: str, data: bytes) -> bool:
 
         bucket, name = _bucket(uri)
         try:
-            bucket.blob(name).upload_from_string(data, if_generation_match=0, retry=_retry())
+            bucket.blob(name).upload_from_string(data, if_generation_match=0, **_call_options(uri))
         except exceptions.PreconditionFailed:
             return False
         return True
@@ -429,12 +660,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@_reported
 def list_dirs(uri: str) -> list[str]:
     """Names of the immediate sub-directories (gs:// prefixes) of `uri`, sorted."""
     if is_gcs(uri):
         bucket, prefix = _bucket(uri)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
-        blobs = gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/", retry=_retry())
+        blobs = gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/", **_call_options(uri))
         for _ in blobs:  # the prefixes are known once the pages are read
             pass
         return sorted(p[len(prefix) :].rstrip("/") for p in blobs.prefixes)
@@ -443,6 +675,7 @@ def list_dirs(uri: str) -> list[str]:
     return sorted(e.name for e in os.scandir(uri) if e.is_dir())
 
 
+@_reported
 def digests(uri: str, files: list[str] | None = None, workers: int = 8) -> dict:
     """`{relative path: Digest}` of the files below `uri` (all, or those in `files` that exist).
 
@@ -456,7 +689,7 @@ def digests(uri: str, files: list[str] | None = None, workers: int = 8) -> dict:
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         wanted = None if files is None else set(files)
         found = {}
-        for blob in gcs_client().list_blobs(bucket, prefix=prefix, retry=_retry()):
+        for blob in gcs_client().list_blobs(bucket, prefix=prefix, **_call_options(uri)):
             rel = blob.name[len(prefix) :]
             if rel.endswith("/") or (wanted is not None and rel not in wanted):
                 continue
@@ -488,6 +721,7 @@ def _batches(local_dir: str, names: list[str], workers: int) -> list[list[str]]:
     return batches
 
 
+@_reported
 def upload_files(
     local_dir: str, uri: str, files: list[str], workers: int = 8, progress: Progress | None = None
 ) -> None:
@@ -510,7 +744,7 @@ def upload_files(
             pairs = [(os.path.join(local_dir, n), bucket.blob(prefix + n)) for n in batch]
             results = transfer_manager.upload_many(
                 pairs,
-                upload_kwargs={"retry": _retry()},
+                upload_kwargs=_call_options(uri),
                 max_workers=workers,
                 worker_type=transfer_manager.THREAD,
             )
@@ -536,6 +770,7 @@ def upload_files(
         _fsync_dir(directory)
 
 
+@_reported
 def copy_objects(src_uri: str, dst_uri: str, files: list[str], workers: int = 8) -> list[str]:
     """gs:// server-side copy of `files` from below `src_uri` to below `dst_uri`, create-only.
 
@@ -556,7 +791,7 @@ def copy_objects(src_uri: str, dst_uri: str, files: list[str], workers: int = 8)
     def copy(name: str) -> str | None:
         try:
             bucket.copy_blob(
-                bucket.blob(src + name), dst_bucket, dst + name, if_generation_match=0, retry=_retry()
+                bucket.blob(src + name), dst_bucket, dst + name, if_generation_match=0, **_call_options(src_uri)
             )
         except exceptions.PreconditionFailed:
             return name
@@ -588,6 +823,7 @@ def rename_dir(src: str, dst: str) -> bool:
     return True
 
 
+@_reported
 def delete_files(uri: str, files: list[str], workers: int = 8) -> None:
     """Remove `files` below `uri` (missing ones are fine), then, locally, the empty directories."""
     if is_gcs(uri):
@@ -600,7 +836,7 @@ def delete_files(uri: str, files: list[str], workers: int = 8) -> None:
 
         def delete(name: str) -> None:
             try:
-                bucket.blob(prefix + name).delete(retry=_retry())
+                bucket.blob(prefix + name).delete(**_call_options(uri))
             except exceptions.NotFound:
                 pass
 

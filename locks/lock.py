@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -49,16 +48,18 @@ def lock_path(name: str) -> Path:
 
 def fingerprint(name: str) -> str:
     """Hash of every input an environment's resolution depends on."""
-    project = _pyproject()
-    inputs = {
-        "dependencies": project["project"]["dependencies"],
-        "optional": project["project"]["optional-dependencies"],
-        "requires-python": project["project"]["requires-python"],
-        "build": project["build-system"]["requires"],
-        "environment": environments().get(name),
-        "tools": TOOLS_INPUT.read_text() if name == "tools" else None,
-        "python": PYTHON_VERSION,
-    }
+    if name == "tools":
+        inputs = {"tools": TOOLS_INPUT.read_text(), "python": PYTHON_VERSION}
+    else:
+        project = _pyproject()
+        inputs = {
+            "dependencies": project["project"]["dependencies"],
+            "optional": project["project"]["optional-dependencies"],
+            "requires-python": project["project"]["requires-python"],
+            "build": project["build-system"]["requires"],
+            "environment": environments()[name],
+            "python": PYTHON_VERSION,
+        }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -84,12 +85,13 @@ def check() -> list[str]:
     return problems
 
 
-def _compile(uv: str, name: str, sources: list[str], extra_args: list[str], upgrade: bool) -> None:
+def _compile(uv: str, name: str, sources: list[str], extra_args: list[str], upgrade: bool,
+             stdin: str | None = None) -> None:
     path = lock_path(name)
     command = [uv, "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
                "--python-version", PYTHON_VERSION, "--universal", "--output-file", str(path),
                *(["--upgrade"] if upgrade else []), *extra_args, *sources]
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run(command, check=True, cwd=ROOT, input=stdin, text=True)
     body = path.read_text()
     header = (f"# The `{name}` environment, locked with hashes by `make lock` (locks/lock.py); "
               "do not edit.\n" f"{FINGERPRINT_PREFIX}{fingerprint(name)}\n")
@@ -97,17 +99,15 @@ def _compile(uv: str, name: str, sources: list[str], extra_args: list[str], upgr
 
 
 def lock(uv: str, upgrade: bool) -> None:
-    _compile(uv, "tools", [str(TOOLS_INPUT)], [], upgrade)
+    _compile(uv, "tools", ["locks/tools.in"], [], upgrade)
+    # The build backend is locked too (the project is installed with --no-build-isolation): its
+    # requirements come on standard input, so the locks name no temporary file.
     build_requires = "\n".join(_pyproject()["build-system"]["requires"]) + "\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".in", prefix="build-system-") as build:
-        # The build backend is locked too: the project is installed with --no-build-isolation.
-        build.write(build_requires)
-        build.flush()
-        for name, spec in environments().items():
-            args = [arg for extra in spec["extras"] for arg in ("--extra", extra)]
-            if "constrain" in spec:
-                args += ["--constraint", str(lock_path(spec["constrain"]))]
-            _compile(uv, name, [str(PYPROJECT), build.name], args, upgrade)
+    for name, spec in environments().items():
+        args = [arg for extra in spec["extras"] for arg in ("--extra", extra)]
+        if "constrain" in spec:
+            args += ["--constraint", f"locks/{spec['constrain']}.txt"]
+        _compile(uv, name, ["pyproject.toml", "-"], args, upgrade, stdin=build_requires)
 
 
 def main(argv: list[str] | None = None) -> int:

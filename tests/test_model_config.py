@@ -116,3 +116,24 @@ def test_promote_without_canary_and_foreign_policies_are_clear_errors() -> None:
         mc.with_version(latest, "m", "/repo/m", 1)
     with pytest.raises(ConfigError, match="has base_path '/repo/m', but this push writes to '/other/m'"):
         mc.with_version(_config(1), "m", "/other/m", 2)
+
+
+def test_an_existing_empty_config_is_not_a_fresh_start(tmp_path) -> None:
+    """A 0-byte models.config is refused as the base of an update unless the caller says it may be replaced."""
+    repo = str(tmp_path)
+    (tmp_path / "models.config").write_bytes(b"")
+    add = lambda c: mc.with_version(c, "m", "/models/m", 1)  # noqa: E731
+    with pytest.raises(ConfigError, match=r"models.config at .* names no model \(0 bytes\), but the repository "
+                                          r"may hold pushed versions: .* Nothing was changed"):
+        mc.update_models_config(repo, add)
+    assert (tmp_path / "models.config").read_bytes() == b""
+    config, changed = mc.update_models_config(repo, add, replace_empty=True)
+    assert changed and mc.served_versions(config, "m") == (1,)
+
+
+def test_a_model_cannot_share_a_base_path_or_take_the_config_file_name() -> None:
+    config = mc.with_version(mc.parse_models_config(""), "a", "/models/b", 1)
+    with pytest.raises(ConfigError, match=r"Model 'b' would be written to '/models/b/', the base_path of model 'a'"):
+        mc.with_version(config, "b", "/models/b/", 1)
+    with pytest.raises(ConfigError, match=r"name='models.config', which is the repository's own models.config"):
+        mc.check_model_name("models.config")

@@ -185,6 +185,29 @@ def test_an_unreadable_config_keeps_the_current_models_serving(two_versions: Pat
         assert Client(server.grpc_address).predict("m") == 3.0
 
 
+def test_an_emptied_config_is_refused_and_the_current_models_keep_serving(
+    two_versions: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a 0-byte models.config unloaded every version of a running server."""
+    repo = two_versions
+    write_config(repo, labelled_config(repo, "m", [123], {"stable": 123}))
+    with serve(str(repo), grpc_port=0, rest_port=-1, poll_seconds=60) as server:
+        client = Client(server.grpc_address)
+        Path(model_config.config_uri(str(repo))).write_bytes(b"")
+        with caplog.at_level(logging.ERROR, logger="tfship.serve"):
+            server.poll_now()
+            server.poll_now()  # logged once, not at every poll
+        refusals = [r.getMessage() for r in caplog.records if "names no model" in r.getMessage()]
+        assert len(refusals) == 1
+        assert "not applied, keeping the current one: it names no model, but versions are being served ({'m': [123]})" in refusals[0]
+        assert client.predict("m") == 3.0
+        assert client.version_of("m", "stable") == 123
+        write_config(repo, labelled_config(repo, "m", [124], {"stable": 124}))  # a real config applies again
+        server.poll_now()
+        assert client.version_of("m", "stable") == 124
+        assert client.states("m")[123][0] == "END"
+
+
 def test_warmup_records_are_replayed_and_a_failing_record_fails_the_load(
     tmp_path: Path, tf_serving_testdata: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

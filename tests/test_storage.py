@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tfship import storage
@@ -40,3 +42,34 @@ def test_missing_bucket_and_unknown_scheme_are_rejected(gcs_emulator: str) -> No
         storage.read_bytes("gs://no-such-bucket/x")
     with pytest.raises(StorageError, match="unknown scheme 's3'"):
         storage.check_uri("s3://bucket/x", "repo")
+
+
+def test_tree_copies_refuse_links_that_leave_the_source(root: str, tmp_path) -> None:
+    """upload_tree and download_tree (the mirrors of export and training) share push's link rule.
+
+    Before: the linked file's content was uploaded, and a directory link was silently skipped.
+    """
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "kept.txt").write_text("inside")
+    os.symlink("sub/kept.txt", source / "inner_link.txt")
+    os.symlink("/etc/passwd", source / "sub" / "leak.txt")
+    with pytest.raises(StorageError, match=r"Refusing to copy .*source: sub/leak.txt -> /etc/passwd \(leaves the "
+                                           r"directory\)\. Nothing was copied"):
+        storage.upload_tree(str(source), root)
+    with pytest.raises(StorageError, match=r"sub/leak.txt -> /etc/passwd"):
+        storage.download_tree(str(source), str(tmp_path / "copy"))
+    assert storage.list_files(root) == []
+    assert not (tmp_path / "copy").exists()
+    os.remove(source / "sub" / "leak.txt")
+    storage.upload_tree(str(source), root)
+    assert storage.list_files(root) == ["inner_link.txt", "sub/kept.txt"]
+    assert storage.read_text(storage.join(root, "inner_link.txt")) == "inside"
+
+
+def test_a_download_never_writes_outside_its_directory(root: str, tmp_path) -> None:
+    """Object names may hold '..' on real GCS (the emulator normalises them, so the names are passed here)."""
+    storage.write_text(storage.join(root, "a.txt"), "alpha")
+    with pytest.raises(StorageError, match=r"Refusing to copy .*: \.\./escaped.txt would land outside .*copy\. Nothing"):
+        storage.download_tree(root, str(tmp_path / "copy"), ["a.txt", "../escaped.txt"])
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "escaped.txt").exists()

@@ -23,10 +23,22 @@ from tfship.canary_analysis.config import Target, VersionRef
 from tfship.canary_analysis.metrics import Observation
 from tfship.errors import EndpointError
 
-# HTTP status -> the canonical code TF Serving's REST server mapped from (http_server.cc).
+# HTTP status -> the canonical code TF Serving's REST server mapped from (http_server.cc); 502 comes
+# from a proxy whose backend is down.
 _CODE_OF_HTTP = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
-                 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+                 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+# Codes that say the server failed, whatever was sent (over REST: the 5xx answers), as opposed to a
+# request the server refused (INVALID_ARGUMENT and the other 4xx): a failed request with one of
+# these says nothing about the example.
+SERVER_FAILURE_CODES = frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS", "UNIMPLEMENTED", "UNAVAILABLE",
+                                  "DEADLINE_EXCEEDED"})
+
+
+def _code_of_http(status: int) -> str:
+    """The canonical code of an HTTP error status (an unlisted 5xx is a server failure: UNKNOWN)."""
+    return _CODE_OF_HTTP.get(status) or ("UNKNOWN" if status >= 500 else f"HTTP_{status}")
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,7 @@ class RestClient:
             document = {}
         if status != 200:
             message = document.get("error", "") if isinstance(document, dict) else ""
-            return Observation(False, latency, _CODE_OF_HTTP.get(status, f"HTTP_{status}"), message)
+            return Observation(False, latency, _code_of_http(status), message)
         try:
             prediction = document["predictions"][0]
             if len(output_dtypes) == 1:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfship.canary_analysis import metrics as metrics_module
-from tfship.canary_analysis.client import ResolvedModel, make_client
-from tfship.canary_analysis.collect import UNREACHABLE_CODES, collect
+from tfship.canary_analysis.client import SERVER_FAILURE_CODES, ResolvedModel, make_client
+from tfship.canary_analysis.collect import collect
 from tfship.canary_analysis.config import CanaryConfig
 from tfship.canary_analysis.examples import fit_examples, read_examples
 from tfship.canary_analysis.judge import FAIL, PASS, MetricResult, Verdict, decide
@@ -126,8 +126,11 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
         if problem is None:
             first = client.send(prepared["baseline"][0], config.deadline_s)
             if not first.ok:
-                if first.code in UNREACHABLE_CODES:
-                    raise EndpointError(f"{config.target}: the first request failed: {first.code}: {first.message}")
+                if first.code in SERVER_FAILURE_CODES:  # the server failed: the example is not to blame
+                    raise EndpointError(
+                        f"{config.target}: the server failed the first request to the baseline (version "
+                        f"{baseline.version}): {first.code}: {first.message}"
+                    )
                 raise DataError(
                     f"The baseline (version {baseline.version}) rejects the first example of {config.examples}: "
                     f"{first.code}: {first.message}"

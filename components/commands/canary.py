@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tfship.canary_analysis.judge import MetricResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="model name")
     parser.add_argument("--candidate", default="canary", help="candidate version label or number (default canary)")
     parser.add_argument("--baseline", default="stable", help="baseline version label or number (default stable)")
-    parser.add_argument("--examples", required=True,
-                        help='rows to send: JSONL (one object per line, e.g. {"x": [1.5]}) or CSV with a header')
+    parser.add_argument("--examples", default="",
+                        help='rows to send: JSONL (one object per line, e.g. {"x": [1.5]}) or CSV with a header '
+                             "(required without --prometheus)")
     parser.add_argument("--requests", type=int, default=500, help="paired requests to send (default 500)")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once (default 8)")
     parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every request, seconds (default 10)")
@@ -23,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", default="", help="write report.json, report.md and report.html here")
     parser.add_argument("--judge-config", default="", help="YAML file overriding the judge's defaults")
     parser.add_argument("--seed", type=int, default=0, help="seed of the request order and bootstraps (default 0)")
+    parser.add_argument("--prometheus", default="",
+                        help="judge live traffic instead: Prometheus' URL (it scrapes the servers' metrics); "
+                             "--examples, --requests and --concurrency are then not used")
+    parser.add_argument("--window", default="10m", help="with --prometheus: the traffic judged, e.g. 10m (default 10m)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +43,8 @@ def main(args: argparse.Namespace) -> int:
     from tfship.canary_analysis.runner import run_canary
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    if args.prometheus:
+        return _live(args)
     config = CanaryConfig(
         target=args.target, name=args.name, examples=args.examples, candidate=args.candidate,
         baseline=args.baseline, requests=args.requests, concurrency=args.concurrency,
@@ -43,11 +55,36 @@ def main(args: argparse.Namespace) -> int:
     print(f"canary {result.verdict} (score {result.score:.1f}): {config.name} "
           f"{config.candidate_ref} = version {result.candidate_version} vs "
           f"{config.baseline_ref} = version {result.baseline_version}")
-    for reason in result.reasons:
-        print(f"  {reason}")
-    for metric in result.metrics:
-        print(f"  {metric.classification:<6} {metric.name}: {metric.reason}")
-    print(f"  action: {result.action}")
+    _print_judgement(result.reasons, result.metrics, result.action)
     if result.report_paths:
         print(f"  report: {result.report_paths['markdown']}")
     return result.exit_code
+
+
+def _live(args: argparse.Namespace) -> int:
+    """`--prometheus`: the live judge over the last `--window` of traffic."""
+    from tfship.canary_analysis.judge import load_judge_config
+    from tfship.canary_analysis.live import LiveCanaryConfig, parse_duration, run_live_canary
+
+    config = LiveCanaryConfig(
+        target=args.target, name=args.name, prometheus=args.prometheus,
+        window_s=parse_duration(args.window, "--window"), candidate=args.candidate, baseline=args.baseline,
+        promote=args.promote, repo=args.repo, report_dir=args.report_dir,
+        judge=load_judge_config(args.judge_config or None), seed=args.seed,
+    )
+    result = run_live_canary(config)
+    verdict = result.verdict
+    print(f"canary {verdict.verdict} (score {verdict.score:.1f}, live, last {args.window}): {config.name} "
+          f"{result.report['candidate']['ref']} = version {result.candidate.version} ({result.candidate.requests} "
+          f"requests) vs {result.report['baseline']['ref']} = version {result.baseline.version} "
+          f"({result.baseline.requests} requests)")
+    _print_judgement(verdict.reasons, result.metrics, result.action)
+    return result.exit_code
+
+
+def _print_judgement(reasons: Sequence[str], metrics: Sequence[MetricResult], action: str) -> None:
+    for reason in reasons:
+        print(f"  {reason}")
+    for metric in metrics:
+        print(f"  {metric.classification:<6} {metric.name}: {metric.reason}")
+    print(f"  action: {action}")

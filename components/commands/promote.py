@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from tfship.commands.push import add_storage_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", required=True, help="the model repository root: a local path or gs://bucket/prefix")
     parser.add_argument("--name", required=True, help="the model name")
+    add_storage_arguments(parser)
     parser.add_argument("--version", type=int, default=None, help="version to promote (default: the canary)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.commands.push import configure_logging
+    from tfship.commands.push import configure
     from tfship.pushing import promote
 
-    configure_logging(False)
+    configure(args)
     version = promote(args.repo, args.name, args.version)
     print(f"{args.name}: stable -> version {version}")
     return 0

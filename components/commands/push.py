@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -24,14 +25,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-timeout", type=float, default=300.0,
                         help="seconds to wait for the serving target (default 300)")
     parser.add_argument("--workers", type=int, default=8, help="files transferred at once (default 8)")
+    parser.add_argument("--force", action="store_true",
+                        help="write models.config even when it is empty over a repository that holds pushed versions")
+    add_storage_arguments(parser)
     parser.add_argument("--verbose", "-v", action="store_true", help="log every transfer step")
+
+
+def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--gcs-timeout`, shared by the commands that write a repository (push, promote, rollback)."""
+    parser.add_argument("--gcs-timeout", type=float, default=None,
+                        help="seconds each gs:// operation keeps retrying transient errors before it gives up "
+                             "(default: $TFSHIP_GCS_TIMEOUT, else 30)")
+
+
+def configure(args: argparse.Namespace, verbose: bool = False) -> None:
+    """Apply the shared flags: phase lines on stderr, and the gs:// retry bound for this process."""
+    from tfship.storage import GCS_TIMEOUT_ENV, gcs_timeout_s
+
+    configure_logging(verbose)
+    if args.gcs_timeout is not None:
+        os.environ[GCS_TIMEOUT_ENV] = str(args.gcs_timeout)  # read by tfship.storage at every gs:// call
+    gcs_timeout_s()  # a bad value is one line now, not after the first gs:// request
 
 
 def configure_logging(verbose: bool) -> None:
     """Phase lines on stderr for the push modules (URIs and versions only, never credentials)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("tfship: %(message)s"))
-    for name in ("tfship.pushing", "tfship.version_wait"):
+    for name in ("tfship.pushing", "tfship.version_wait", "tfship.storage"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -41,7 +62,7 @@ def configure_logging(verbose: bool) -> None:
 def main(args: argparse.Namespace) -> int:
     from tfship.pushing import PushConfig, run_push
 
-    configure_logging(args.verbose)
+    configure(args, args.verbose)
     config = PushConfig(
         model=args.model,
         repo=args.repo,
@@ -51,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
         serving_target=args.serving_target,
         wait_timeout_s=args.wait_timeout,
         workers=args.workers,
+        force=args.force,
     )
     result = run_push(config)
     state = "already there (no-op)" if not (result.uploaded or result.config_changed) else "pushed"

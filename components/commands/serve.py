@@ -7,7 +7,12 @@ import logging
 import signal
 import threading
 
-from tfship.serving.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+from tfship.serving.config import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_REST_MAX_BODY_BYTES,
+    DEFAULT_REST_PORT,
+    DEFAULT_REST_TIMEOUT_S,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-read models.config every N seconds; 0 reads it once (default 1)")
     parser.add_argument("--no-warmup", action="store_true",
                         help="do not replay assets.extra/tf_serving_warmup_requests before serving a version")
-    parser.add_argument("--workers", type=int, default=32, help="gRPC worker threads (default 32)")
+    parser.add_argument("--workers", type=int, default=32,
+                        help="threads answering gRPC requests, and as many for REST (default 32)")
+    parser.add_argument("--rest-max-body-bytes", type=int, default=DEFAULT_REST_MAX_BODY_BYTES, metavar="BYTES",
+                        help="largest REST request body; a larger one answers 413 unread "
+                             f"(default {DEFAULT_REST_MAX_BODY_BYTES // 2**20} MiB)")
+    parser.add_argument("--rest-timeout", type=int, default=DEFAULT_REST_TIMEOUT_S, metavar="SECONDS",
+                        help="close a REST connection idle or stalled mid-request this long "
+                             f"(default {DEFAULT_REST_TIMEOUT_S})")
     parser.add_argument("--inject-fault", action="append", default=[], metavar="MODEL/VERSION:latency=S,error_rate=P",
                         help="TESTS ONLY: slow down or fail some inference calls of one version (repeatable)")
 
@@ -40,6 +52,8 @@ def main(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         warmup=not args.no_warmup,
         workers=args.workers,
+        rest_max_body_bytes=args.rest_max_body_bytes,
+        rest_timeout_s=args.rest_timeout,
         faults=tuple(Fault.parse(text) for text in args.inject_fault),
     )
     handle = start_server(config)

@@ -11,6 +11,8 @@ from tfship.errors import ConfigError
 # TF Serving's defaults: gRPC on 8500, REST on 8501.
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501
+DEFAULT_REST_MAX_BODY_BYTES = 64 * 2**20
+DEFAULT_REST_TIMEOUT_S = 30
 
 
 def _check_port(name: str, value: int, allow_off: bool = False) -> None:
@@ -91,7 +93,8 @@ class ServeConfig:
 
     Attributes:
         repo: the model repository (local path or gs://); its `models.config` names the models,
-            versions and labels to serve. An absent config serves nothing until one appears.
+            versions and labels to serve. An absent config serves nothing until one appears; a
+            config that names no model (a 0-byte file) is refused while versions are served.
         host: the interface to listen on (default loopback: the server has no authentication).
         grpc_port: gRPC port; 0 picks a free one (the handle reports it). Default 8500.
         rest_port: REST port; 0 picks a free one, -1 starts no REST server. Default 8501.
@@ -99,7 +102,12 @@ class ServeConfig:
             them once (TF Serving's `--model_config_file_poll_wait_seconds`). Default 1.
         warmup: replay `assets.extra/tf_serving_warmup_requests` before a version serves
             (TF Serving's `--enable_model_warmup`, default on).
-        workers: threads answering gRPC requests (REST uses one thread per connection).
+        workers: threads answering gRPC requests, and as many answering REST requests (REST
+            connections wait in one I/O thread until a whole request has arrived).
+        rest_max_body_bytes: the largest REST request body accepted; a larger one answers 413
+            before it is read into memory. Default 64 MiB.
+        rest_timeout_s: a REST connection idle (or stalled mid-request) this many seconds is
+            closed. Default 30.
         cache_dir: where gs:// versions are downloaded (default: tfship's local cache).
         faults: test-only fault injection, see `Fault`.
     """
@@ -111,6 +119,8 @@ class ServeConfig:
     poll_seconds: float = 1.0
     warmup: bool = True
     workers: int = 32
+    rest_max_body_bytes: int = DEFAULT_REST_MAX_BODY_BYTES
+    rest_timeout_s: int = DEFAULT_REST_TIMEOUT_S
     cache_dir: str | None = None
     faults: tuple[Fault, ...] = field(default_factory=tuple)
 
@@ -130,6 +140,16 @@ class ServeConfig:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 1024:
             raise ConfigError(
                 f"Invalid value for argument `workers`. Received: workers={self.workers!r}. Expected 1-1024."
+            )
+        if not isinstance(self.rest_max_body_bytes, int) or self.rest_max_body_bytes < 1:
+            raise ConfigError(
+                "Invalid value for argument `rest_max_body_bytes`. Received: "
+                f"rest_max_body_bytes={self.rest_max_body_bytes!r}. Expected a positive number of bytes."
+            )
+        if not isinstance(self.rest_timeout_s, int) or not 1 <= self.rest_timeout_s <= 86400:
+            raise ConfigError(
+                f"Invalid value for argument `rest_timeout_s`. Received: rest_timeout_s={self.rest_timeout_s!r}. "
+                "Expected 1-86400 seconds."
             )
         if not isinstance(self.faults, tuple):
             object.__setattr__(self, "faults", tuple(self.faults))

@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfship.errors import RequestError
+from tfship.serving.metrics import record_request
 from tfship.serving.servable import Servable
 from tfship.serving.status import ServingStatus, code_name, invalid_argument
 from tfship.serving.tensors import dtype_enum, dtype_string, from_numpy, to_numpy
@@ -106,7 +107,22 @@ def run_predict(
     output_filter: Sequence[str] = (),
     deadline: float | None = None,
 ) -> tuple[str, dict[str, np.ndarray]]:
-    """RunPredict on numpy inputs; returns (the signature used, alias -> output array)."""
+    """RunPredict on numpy inputs; returns (the signature used, alias -> output array).
+
+    Counted and timed in the server's metrics (`tfship.serving.metrics`), as every Classify and
+    Regress is: both transports come through here.
+    """
+    with record_request(servable.name, servable.version, "Predict"):
+        return _run_predict(servable, signature_name, inputs, output_filter, deadline)
+
+
+def _run_predict(
+    servable: Servable,
+    signature_name: str,
+    inputs: dict[str, np.ndarray],
+    output_filter: Sequence[str],
+    deadline: float | None,
+) -> tuple[str, dict[str, np.ndarray]]:
     name = signature_name or DEFAULT_SIGNATURE
     signature = _signature_def(servable, name)
     if signature is None:
@@ -197,7 +213,12 @@ def _example_signature(servable: Servable, signature_name: str, method: str, wha
 
 
 def classify(servable: Servable, request: Any, deadline: float | None = None) -> Any:
-    """The ClassificationResponse for a ClassificationRequest."""
+    """The ClassificationResponse for a ClassificationRequest (counted in the server's metrics)."""
+    with record_request(servable.name, servable.version, "Classify"):
+        return _classify(servable, request, deadline)
+
+
+def _classify(servable: Servable, request: Any, deadline: float | None) -> Any:
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = _example_signature(servable, signature_name, CLASSIFY_METHOD, "classification")
     if len(signature.outputs) not in (1, 2):
@@ -244,7 +265,12 @@ def classify(servable: Servable, request: Any, deadline: float | None = None) ->
 
 
 def regress(servable: Servable, request: Any, deadline: float | None = None) -> Any:
-    """The RegressionResponse for a RegressionRequest."""
+    """The RegressionResponse for a RegressionRequest (counted in the server's metrics)."""
+    with record_request(servable.name, servable.version, "Regress"):
+        return _regress(servable, request, deadline)
+
+
+def _regress(servable: Servable, request: Any, deadline: float | None) -> Any:
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = _example_signature(servable, signature_name, REGRESS_METHOD, "regression")
     if len(signature.outputs) != 1:

@@ -6,7 +6,9 @@ ones to a local cache first, then replaying their warm-up records), only then mo
 them, and finally unload the versions that left the config, after their in-flight requests end.
 A version that fails to load ends in state END with its error, and is retried only when the
 config changes (TF Serving gives up after its retries too). A config that cannot be read keeps
-the previous one serving.
+the previous one serving; so does one that names no model while versions are served (TF Serving
+would unload everything, but a 0-byte or truncated models.config is far likelier an accident than
+an order: the refusal is logged, and a restart is how to really serve nothing).
 
 Thread-safe: requests resolve servables from any thread while one poll thread reconciles.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfship import storage
-from tfship.errors import TfshipError
+from tfship.errors import ConfigError, TfshipError
 from tfship.serving.config import ServeConfig
 from tfship.serving.inference import replay_warmup
 from tfship.serving.plan import ModelPlan, model_plans, next_labels, version_directories, wanted_versions
@@ -136,10 +138,19 @@ class ModelManager:
             strict: raise (instead of logging) when the config cannot be read or a version fails
                 to load: the server's first load, which must not start half-broken.
         """
+        from tfship.model_config import is_empty
+
         with self._reconcile_lock:
             try:
                 server_config = self._read_config(self._config.repo)
                 plans = model_plans(server_config)
+                served = self.loaded()
+                if is_empty(server_config) and served:
+                    raise ConfigError(
+                        f"it names no model, but versions are being served ({served}); an emptied or "
+                        "truncated file is not taken as an order to unload everything. Restore the "
+                        "file, or restart the server to serve nothing"
+                    )
             except (TfshipError, OSError) as error:
                 if strict:
                     raise

@@ -1,4 +1,4 @@
-"""TF Serving's REST API on the standard library's ThreadingHTTPServer.
+"""TF Serving's REST API, served by waitress.
 
 Routes, as TF Serving documents them (paths matched with its own regular expressions):
     GET  /v1/models/NAME[/versions/N | /labels/L]            model status
@@ -6,7 +6,8 @@ Routes, as TF Serving documents them (paths matched with its own regular express
     POST /v1/models/NAME[/versions/N | /labels/L]:predict|:classify|:regress
 A failure answers `{"error": "..."}` with the HTTP status TF Serving maps its code to
 (`http_server.cc`): 400 for a bad request, 404 for an unknown model or version, 500 otherwise.
-HTTP/1.1 keep-alive is on, so a client can reuse its connection.
+A body over the size limit answers 413, bad framing (an invalid Content-Length, broken chunks) 400,
+both with an `{"error": ...}` body. HTTP/1.1 keep-alive is on, so a client can reuse its connection.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.client import responses as _REASONS
 from typing import Any
+
+import waitress
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
@@ -27,7 +36,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tfship.serving import inference, rest_json
+from tfship.serving import inference, metrics, rest_json
 from tfship.serving.grpc_api import model_status
 from tfship.serving.manager import ModelManager
 from tfship.serving.status import ServingStatus, invalid_argument
@@ -71,9 +80,12 @@ class RestApi:
             return 200, self._dispatch(method, path, body)
         except ServingStatus as status:
             return status.http_status, rest_json.error_body(status.message)
+        except RecursionError:  # JSON nested deeper than the parser or the tensor walk can follow
+            return 400, rest_json.error_body("JSON Parse error: the document nests too deeply")
         except Exception as error:  # a bug in tfship: answer 500, keep the server up, log the trace
+            # The message stays in the log: it may hold file paths that a client has no business seeing.
             log.exception("REST %s %s failed", method, path)
-            return 500, rest_json.error_body(f"Internal error: {type(error).__name__}: {error}")
+            return 500, rest_json.error_body(f"Internal error: {type(error).__name__} (details in the server log)")
 
     def _dispatch(self, method: str, path: str, body: bytes) -> str:
         malformed = invalid_argument(f"Malformed request: {method} {path}")
@@ -148,51 +160,106 @@ class RestApi:
         return json.dumps(document, indent=1)
 
 
-def _handler_class(api: RestApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
-        # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
-        # delayed ACK then stalls every response by ~40 ms.
-        disable_nagle_algorithm = True
-        server_version = "tfship-serve"
+def _wsgi_app(api: RestApi) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:
+    """The WSGI application: every path outside /v1/ is 404, the rest goes to `api`."""
 
-        def _answer(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            path = urllib.parse.urlsplit(self.path).path
-            if not _API_PATH.fullmatch(path):
-                status, text = 404, rest_json.error_body(f"Not found: {method} {path}")
-            else:
-                started = time.perf_counter()
-                status, text = api.handle(method, path, body)
-                log.debug("%s %s -> %d in %.2f ms", method, path, status, 1000 * (time.perf_counter() - started))
-            data = text.encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        method = environ["REQUEST_METHOD"]
+        # REQUEST_URI is the path as sent: TF Serving matches its routes before decoding escapes.
+        path = urllib.parse.urlsplit(environ.get("REQUEST_URI") or environ["PATH_INFO"]).path
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has checked it, and de-chunked the body
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        content_type = "application/json"
+        if method == "GET" and path == metrics.PROMETHEUS_PATH:  # TF Serving's monitoring path
+            status, text, content_type = 200, metrics.SERVING_METRICS.exposition(), metrics.CONTENT_TYPE
+        elif not _API_PATH.fullmatch(path):
+            status, text = 404, rest_json.error_body(f"Not found: {method} {path}")
+        else:
+            started = time.perf_counter()
+            status, text = api.handle(method, path, body)
+            log.debug("%s %s -> %d in %.2f ms", method, path, status, 1000 * (time.perf_counter() - started))
+        data = text.encode("utf-8")
+        start_response(
+            f"{status} {_REASONS.get(status, 'Unknown')}",
+            [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server names)
-            self._answer("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._answer("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            log.debug("rest: " + format, *args)
-
-    return Handler
+    return app
 
 
-class RestServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads (a stuck client never blocks shutdown)."""
+class _JsonErrorTask(ErrorTask):
+    """waitress's own refusals (413 body too large, 400 bad framing, 431 headers too large) as
+    TF Serving's `{"error": ...}` JSON, instead of its plain text signed "(generated by ...)"."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # socketserver's default backlog of 5 resets connections under load
+    def execute(self) -> None:
+        error = self.request.error
+        if isinstance(error, RequestEntityTooLarge):  # waitress refuses at its limit; ours is one byte less
+            limit = self.channel.server.adj.max_request_body_size - 1
+            message = f"{error.reason}: the body is over the limit of {limit} bytes"
+        else:
+            message = f"{error.reason}: {error.body}"
+        data = rest_json.error_body(message).encode("utf-8")
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(data)
+        self.write(data)
 
 
-def make_rest_server(manager: ModelManager, host: str, port: int) -> RestServer:
-    """Bind (port 0 picks a free one); `serve_forever()` starts answering."""
-    return RestServer((host, port), _handler_class(RestApi(manager)))
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+# The most connections open at once (waitress's default is 100); past it, new ones wait in the backlog.
+_CONNECTION_LIMIT = 1000
+
+
+class RestServer:
+    """The REST API on waitress, a production WSGI server (http.server's docs say it is not one).
+
+    waitress reads every request in one I/O thread (select/poll) and hands only complete requests
+    to its worker threads, so a slow or stalled client never holds a worker; it de-chunks
+    `Transfer-Encoding: chunked` bodies, keeps connections alive, refuses a body over
+    `max_body_bytes` with 413 before buffering it, and drops a connection idle (or stalled
+    mid-request) for `timeout_s`. Responses carry no `Server:` header.
+    """
+
+    def __init__(self, api: RestApi, sock: socket.socket, threads: int, max_body_bytes: int, timeout_s: int) -> None:
+        self._server = waitress.create_server(
+            _wsgi_app(api),
+            sockets=[sock],
+            threads=threads,
+            ident="",  # no Server: banner
+            max_request_body_size=max_body_bytes + 1,  # waitress refuses a body of this size or more
+            channel_timeout=timeout_s,
+            cleanup_interval=1,  # look for timed-out connections every second
+            connection_limit=_CONNECTION_LIMIT,
+            asyncore_use_poll=True,  # select() fails past 1024 file descriptors
+            expose_tracebacks=False,
+        )
+        self._server.channel_class = _JsonErrorChannel
+        self.port: int = sock.getsockname()[1]
+
+    def serve_forever(self) -> None:
+        """Answer requests until `shutdown()` (run it in its own thread)."""
+        self._server.run()
+
+    def shutdown(self) -> None:
+        """Close the listening socket and every connection, then stop the worker threads.
+
+        The closing runs in the I/O thread (through waitress's trigger), which owns the sockets;
+        its loop ends once nothing is left to watch.
+        """
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        server.task_dispatcher.shutdown()
+
+
+def make_rest_server(
+    manager: ModelManager, host: str, port: int, *, threads: int, max_body_bytes: int, timeout_s: int
+) -> RestServer:
+    """Bind (port 0 picks a free one; OSError when the port is taken); `serve_forever()` starts answering."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.create_server(address, family=family, backlog=1024)
+    return RestServer(RestApi(manager), sock, threads, max_body_bytes, timeout_s)

@@ -30,6 +30,7 @@ from tfship.serving.tensors import dtype_string, numpy_dtype
 ROW = "row"
 COLUMNAR = "columnar"
 _MAX_DEBUG_CHARS = 256
+_MAX_RANK = 64  # numpy's limit on an array's dimensions (TensorFlow allows 254)
 _BYTES_SUFFIX = "_bytes"  # a DT_STRING output named *_bytes is written as {"b64": ...}
 
 
@@ -199,6 +200,10 @@ def to_array(value: Any, dtype: int) -> np.ndarray:
             if dtype != types_pb2.DT_INT32 or (probe.min() >= -(2**31) and probe.max() < 2**31):
                 return probe.astype(numpy_type)
     shape = _dense_shape(value)
+    if len(shape) > _MAX_RANK:
+        raise invalid_argument(
+            f"JSON Value nests lists {len(shape)} levels deep: a tensor has at most {_MAX_RANK} dimensions here"
+        )
     leaves: list[Any] = []
     _fill(value, 0, shape, dtype, leaves)
     if numpy_type is object:
@@ -432,8 +437,6 @@ def _tokens(flat: np.ndarray, as_b64: bool) -> list[str]:
             else:
                 out.append(json.dumps(raw.decode("utf-8", errors="replace")))
         return out
-    if kind == "c":
-        raise invalid_argument(f"Failed to write JSON value for tensor type: {flat.dtype}")
     raise invalid_argument(f"Failed to write JSON value for tensor type: {flat.dtype}")
 
 
@@ -472,21 +475,25 @@ def predict_response(outputs: dict[str, np.ndarray], fmt: str) -> str:
     for name, array in outputs.items():
         if array.ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if array.shape[0] < 1:
+            raise invalid_argument(f"Tensor name: {name} has invalid batch size: {array.shape[0]}")
         if batch >= 0 and array.shape[0] != batch:
             raise invalid_argument(
                 f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: {batch}"
             )
         batch = array.shape[0]
     items = []
+    # `array[index, ...]` keeps a 0-d array for a [batch] output: plain `array[index]` of a string
+    # tensor is a bare `bytes`, not an array.
     for index in range(batch):
         if len(outputs) == 1:
             name, array = next(iter(outputs.items()))
-            items.append(_nested(array[index], _is_bytes_output(name, array)))
+            items.append(_nested(array[index, ...], _is_bytes_output(name, array)))
         else:
             items.append(
                 "{"
                 + ", ".join(
-                    json.dumps(name) + ": " + _nested(array[index], _is_bytes_output(name, array))
+                    json.dumps(name) + ": " + _nested(array[index, ...], _is_bytes_output(name, array))
                     for name, array in outputs.items()
                 )
                 + "}"

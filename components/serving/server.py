@@ -8,12 +8,14 @@ config; the handle's `stop()` ends the servers, then unloads every version.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
 
+from tfship import storage
 from tfship.errors import ConfigError
 from tfship.serving.config import ServeConfig
 from tfship.serving.grpc_api import add_services
@@ -75,7 +77,6 @@ class ServerHandle:
         self._stopped.set()
         if self._rest_server is not None:
             self._rest_server.shutdown()
-            self._rest_server.server_close()
         self._grpc_server.stop(grace).wait()
         for thread in self._threads:
             thread.join(timeout=30)
@@ -108,13 +109,32 @@ def serve(repo: str, **options: object) -> ServerHandle:
     return start_server(ServeConfig(repo=repo, **options))  # type: ignore[arg-type]
 
 
+def _check_repo(repo: str) -> None:
+    """Refuse a repository that cannot be one, as TF Serving refuses a missing --model_config_file.
+
+    An existing directory without models.config is served (nothing, until a push writes one); a
+    path that does not exist, or is a file, is a typo that would otherwise serve nothing forever.
+    On gs:// a missing or unreachable bucket raises StorageError when the repository is listed.
+    """
+    if storage.is_gcs(repo):
+        storage.list_dirs(repo)
+        return
+    fix = "Fix: pass the model repository that `tfship push` writes to (the directory holding models.config)."
+    if not os.path.exists(repo):
+        raise ConfigError(f"--repo {repo}: no such directory. {fix}")
+    if not os.path.isdir(repo):
+        raise ConfigError(f"--repo {repo}: not a directory. {fix}")
+
+
 def start_server(config: ServeConfig) -> ServerHandle:
     """Load the repository's models and serve them over gRPC and REST until `stop()`.
 
     Raises:
-        ConfigError: models.config is invalid, or a port cannot be bound.
+        ConfigError: the repository does not exist or is not a directory, models.config is
+            invalid, or a port cannot be bound.
         TfshipError: a version in models.config does not load.
     """
+    _check_repo(config.repo)
     manager = ModelManager(config)
     try:
         manager.reconcile(strict=True)
@@ -139,7 +159,10 @@ def start_server(config: ServeConfig) -> ServerHandle:
     rest_server = None
     if config.rest_port >= 0:
         try:
-            rest_server = make_rest_server(manager, config.host, config.rest_port)
+            rest_server = make_rest_server(
+                manager, config.host, config.rest_port, threads=config.workers,
+                max_body_bytes=config.rest_max_body_bytes, timeout_s=config.rest_timeout_s,
+            )
         except OSError as error:
             manager.close()
             raise ConfigError(
@@ -151,7 +174,7 @@ def start_server(config: ServeConfig) -> ServerHandle:
         config=config,
         manager=manager,
         grpc_port=grpc_port,
-        rest_port=rest_server.server_address[1] if rest_server else -1,
+        rest_port=rest_server.port if rest_server else -1,
         _grpc_server=grpc_server,
         _rest_server=rest_server,
     )

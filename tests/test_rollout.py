@@ -1,0 +1,266 @@
+"""`tfship rollout`: the rendered traffic split, and whole rollouts against a real Prometheus.
+
+No Kubernetes cluster exists here: the manifests are checked against their schemas
+(`tfship.rollout.manifests.SCHEMAS`), and server-side apply (`--apply`) goes to a MOCK Kubernetes
+API server on 127.0.0.1 (`FakeKubernetesApi`: discovery and the apply PATCH, recording what it
+receives; nothing is reconciled). In the end-to-end tests no mesh routes by those weights
+either, so the load generator sends the same rate to both versions at every step; what is tested
+is the judging, the early stops, the rollback, and what is written and applied.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from live_util import Load, prometheus, tfship_serve
+from test_canary_e2e import make_repo
+
+from conftest import free_port
+from tfship.cli import main as cli_main
+from tfship.errors import ConfigError, EndpointError
+from tfship.rollout import manifests
+from tfship.rollout.apply import ClusterApplier, parse_kinds
+from tfship.rollout.runner import parse_steps
+
+pytestmark = pytest.mark.timeout(240)
+
+
+# ---- manifests (pure) -------------------------------------------------------------------------
+
+
+def test_each_manifest_splits_the_traffic_and_fits_its_schema() -> None:
+    target = manifests.SplitTarget("my_model", namespace="ml", storage_uri="gs://models/my_model")
+    rendered = manifests.render(target, 25)
+    for kind, manifest in rendered.items():
+        manifests.validate(kind, manifest)
+    route = rendered["virtualservice"]["spec"]["http"][0]["route"]
+    assert [(r["destination"]["host"], r["weight"]) for r in route] == [("my-model-stable", 75), ("my-model-canary", 25)]
+    backends = rendered["httproute"]["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in backends] == [("my-model-stable", 75), ("my-model-canary", 25)]
+    predictor = rendered["inferenceservice"]["spec"]["predictor"]
+    assert predictor == {"canaryTrafficPercent": 25,
+                         "model": {"modelFormat": {"name": "tensorflow"}, "storageUri": "gs://models/my_model"}}
+    assert {m["metadata"]["name"] for m in rendered.values()} == {"my-model"}
+
+
+@pytest.mark.parametrize("kind, path, value, message", [
+    ("httproute", ["spec", "rules", 0, "backendRefs", 0, "weight"], -1, r"spec\.rules\.0\.backendRefs\.0\.weight: -1 is less"),
+    ("inferenceservice", ["spec", "predictor", "canaryTrafficPercent"], 101, r"canaryTrafficPercent: 101 is greater"),
+    ("virtualservice", ["spec", "http", 0, "route", 0, "weigth"], 5, r"spec\.http\.0\.route\.0: Additional properties"),
+    ("virtualservice", ["metadata", "name"], "Bad_Name", r"metadata\.name: 'Bad_Name' does not match"),
+])
+def test_a_manifest_that_breaks_its_schema_is_named(kind: str, path: list, value: Any, message: str) -> None:
+    manifest = manifests.render(manifests.SplitTarget("m"), 25)[kind]
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        manifests.validate(kind, manifest)
+
+
+@pytest.mark.parametrize("text", ["5,25,50", "50,25,100", "0,100", "5,,100", "five", "5,5,100"])
+def test_bad_steps_are_named(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"`--steps`\. Received: .*Expected increasing percentages ending at 100"):
+        parse_steps(text)
+
+
+def test_steps() -> None:
+    assert parse_steps("5,25,50,100") == (5, 25, 50, 100) and parse_steps("100") == (100,)
+
+
+# ---- whole rollouts on live traffic -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, tf_serving_testdata: Path) -> Any:
+    """(REST URL, Prometheus URL) with load on versions 123 (stable), 124 (canary, healthy), 127 (20 % errors)."""
+    root = tmp_path_factory.mktemp("rollout")
+    repo = make_repo(root / "repo", tf_serving_testdata, {"flaky": 127})
+    with tfship_serve(repo, root, ["m/127:error_rate=0.2"]) as rest_url:
+        with prometheus(root, [rest_url.removeprefix("http://")]) as prometheus_url:
+            with Load(rest_url, "m", [123, 124, 127]):
+                time.sleep(2)  # the first scrapes, before any step starts
+                yield rest_url, prometheus_url
+
+
+def rollout(live: Any, out_dir: Path, candidate: str, *extra: str) -> int:
+    return cli_main(["rollout", "--target", live[0], "--name", "m", "--prometheus", live[1],
+                     "--candidate", candidate, "--steps", "50,100", "--interval", "20s", "--check-every", "1s",
+                     "--out-dir", str(out_dir), *extra])
+
+
+def weights(out_dir: Path) -> tuple[int, int, int]:
+    """(candidate % in the VirtualService, in the HTTPRoute, KServe's canaryTrafficPercent)."""
+    virtual = yaml.safe_load((out_dir / "virtualservice.yaml").read_text())
+    route = yaml.safe_load((out_dir / "httproute.yaml").read_text())
+    kserve = yaml.safe_load((out_dir / "inferenceservice.yaml").read_text())
+    return (virtual["spec"]["http"][0]["route"][1]["weight"], route["spec"]["rules"][0]["backendRefs"][1]["weight"],
+            kserve["spec"]["predictor"]["canaryTrafficPercent"])
+
+
+def test_a_healthy_candidate_is_rolled_out_step_by_step(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    started = time.monotonic()
+    code = rollout(live, tmp_path, "canary")
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "rollout.json").read_text())
+    assert (code, record["status"]) == (0, "PROMOTED"), out
+    assert [(s["percent"], s["verdict"]) for s in record["steps"]] == [(50, "PASS"), (100, "PASS")]
+    assert all(s["decided_by"] == "sequential" and s["ended"] - s["started"] < 20 for s in record["steps"]), out
+    assert time.monotonic() - started < 40  # both steps stopped early on clear evidence
+    assert weights(tmp_path) == (100, 100, 100)
+    assert (record["baseline_version"], record["candidate_version"]) == (123, 124)
+
+
+def test_a_failing_candidate_is_rolled_back_with_the_reason(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = rollout(live, tmp_path, "flaky")
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "rollout.json").read_text())
+    assert (code, record["status"]) == (1, "ROLLED_BACK"), out
+    assert [(s["percent"], s["verdict"], s["decided_by"]) for s in record["steps"]] == [(50, "FAIL", "sequential")]
+    assert record["reason"].startswith("step 50% FAIL (sequential): error_rate")
+    assert weights(tmp_path) == (0, 0, 0)  # the weights are back on the baseline
+    assert out.startswith("rollout ROLLED_BACK")
+
+
+def test_without_sequential_analysis_a_step_lasts_its_interval(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli_main(["rollout", "--target", live[0], "--name", "m", "--prometheus", live[1], "--candidate", "flaky",
+                     "--steps", "100", "--interval", "4s", "--no-sequential", "--out-dir", str(tmp_path)])
+    record = json.loads((tmp_path / "rollout.json").read_text())
+    step = record["steps"][0]
+    assert (code, step["verdict"], step["decided_by"]) == (1, "FAIL", "window"), capsys.readouterr().out
+    assert step["ended"] - step["started"] >= 4
+
+
+# ---- server-side apply, to a mock Kubernetes API ----------------------------------------------
+
+# The groups the mock cluster serves: Istio and Gateway API, no KServe.
+API_GROUPS = {
+    "networking.istio.io": ("v1", "virtualservices", "VirtualService"),
+    "gateway.networking.k8s.io": ("v1", "httproutes", "HTTPRoute"),
+}
+
+
+class FakeKubernetesApi(ThreadingHTTPServer):
+    """A MOCK of the Kubernetes API (no cluster exists here): discovery, and the server-side apply
+    PATCH, answered with the applied object. `applied` records (path, query, content type, body)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, dict, str, dict]] = []
+        super().__init__(("127.0.0.1", 0), _handler(self))
+
+
+def _handler(api: FakeKubernetesApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _json(self, document: dict, status: int = 200) -> None:
+            data = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+            if path == "/version":
+                return self._json({"major": "1", "minor": "30", "gitVersion": "v1.30.0"})
+            if path == "/apis":
+                return self._json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                    {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                     "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+                    for g, (v, _, _) in API_GROUPS.items()]})
+            if path == "/api/v1":
+                return self._json({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+            parts = path.split("/")
+            if len(parts) == 4 and parts[2] in API_GROUPS:
+                version, plural, kind = API_GROUPS[parts[2]]
+                return self._json({"kind": "APIResourceList", "groupVersion": f"{parts[2]}/{version}", "resources": [
+                    {"name": plural, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+                     "verbs": ["get", "list", "patch", "create", "update", "delete"]}]})
+            return self._json({"kind": "Status", "code": 404}, 404)
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            split = urllib.parse.urlsplit(self.path)
+            body = yaml.safe_load(self.rfile.read(int(self.headers["Content-Length"])))
+            api.applied.append((split.path, dict(urllib.parse.parse_qsl(split.query)), self.headers["Content-Type"], body))
+            self._json(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Any:
+    """(the mock API server, a kubeconfig pointing at it)."""
+    api = FakeKubernetesApi()
+    thread = threading.Thread(target=api.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "mock",
+        "clusters": [{"name": "mock", "cluster": {"server": f"http://127.0.0.1:{api.server_address[1]}"}}],
+        "users": [{"name": "mock", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}],
+    }))
+    yield api, str(kubeconfig)
+    api.shutdown()
+    api.server_close()
+
+
+def test_apply_is_server_side_with_tfship_as_field_manager(cluster: Any) -> None:
+    api, kubeconfig = cluster
+    rendered = manifests.render(manifests.SplitTarget("m", namespace="ml"), 25)
+    ClusterApplier(parse_kinds("virtualservice,httproute"), kubeconfig).apply(rendered)
+    assert [(path, query, content_type) for path, query, content_type, _ in api.applied] == [
+        ("/apis/networking.istio.io/v1/namespaces/ml/virtualservices/m", {"fieldManager": "tfship", "force": "True"},
+         "application/apply-patch+yaml"),
+        ("/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/m", {"fieldManager": "tfship", "force": "True"},
+         "application/apply-patch+yaml"),
+    ]
+    assert [body for *_, body in api.applied] == [rendered["virtualservice"], rendered["httproute"]]
+
+
+def test_a_kind_the_cluster_lacks_is_named(cluster: Any) -> None:
+    _, kubeconfig = cluster
+    with pytest.raises(EndpointError, match=r"--apply inferenceservice: the cluster has no serving\.kserve\.io/v1beta1 "
+                                            r"InferenceService \(is its CRD installed\?\)"):
+        ClusterApplier(["inferenceservice"], kubeconfig).apply(manifests.render(manifests.SplitTarget("m"), 5))
+
+
+def test_an_unreachable_cluster_and_bad_kinds_are_named(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "clusters": [{"name": "gone", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+        "users": [{"name": "gone", "user": {}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
+    }))
+    with pytest.raises(EndpointError, match="--apply virtualservice: the cluster does not answer"):
+        ClusterApplier(["virtualservice"], str(kubeconfig)).apply(manifests.render(manifests.SplitTarget("m"), 5))
+    with pytest.raises(ConfigError, match=r"`--apply`\. Received: 'virtualservice,deployment'"):
+        parse_kinds("virtualservice,deployment")
+    with pytest.raises(ConfigError, match="--kubeconfig .*missing: cannot use it"):
+        ClusterApplier(["virtualservice"], str(tmp_path / "missing"))
+
+
+def test_a_rollback_applies_the_weights_back(live: Any, cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    api, kubeconfig = cluster
+    code = rollout(live, tmp_path, "flaky", "--apply", "virtualservice,httproute", "--kubeconfig", kubeconfig)
+    assert code == 1, capsys.readouterr().out
+    applied = [(path.rsplit("/", 2)[-2], body["spec"]) for path, _, _, body in api.applied]
+    candidate_weights = [spec["http"][0]["route"][1]["weight"] if kind == "virtualservices"
+                         else spec["rules"][0]["backendRefs"][1]["weight"] for kind, spec in applied]
+    assert [kind for kind, _ in applied] == ["virtualservices", "httproutes"] * 2
+    assert candidate_weights == [50, 50, 0, 0]  # step 50 %, then the rollback
