@@ -64,6 +64,7 @@ __all__ = [
     "update_models_config",
     "version_labels",
     "with_label",
+    "with_labels",
     "with_version",
     "without_label",
 ]
@@ -317,6 +318,28 @@ def with_label(config: ModelServerConfig, name: str, label: str, version: int) -
         labels[PREVIOUS] = labels[STABLE]
     labels[label] = version
     _set_labels(entry, labels)
+    return new
+
+
+def with_labels(config: ModelServerConfig, name: str, labels: dict[str, int]) -> ModelServerConfig:
+    """Replace model `name`'s labels with `labels` (a restore from its history); unchanged if equal.
+
+    Every version named must still be served: TF Serving accepts a label only on a loaded version.
+    """
+    new = _copy(config)
+    entry = _managed_entry(new, name)
+    served = set(entry.model_version_policy.specific.versions)
+    unserved = sorted({version for version in labels.values() if version not in served})
+    if unserved:
+        raise LabelError(
+            f"Cannot restore labels {labels} of model {name!r}: version(s) {unserved} are no longer served "
+            f"(served: {sorted(served)}), and TF Serving accepts a label only on a loaded version. Fix: "
+            "push that version again (`tfship push --version N --label ''`), then restore."
+        )
+    for label in labels:
+        check_label(label, allow_reserved=True)
+    if dict(entry.version_labels) != labels:
+        _set_labels(entry, labels)
     return new
 
 
