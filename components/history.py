@@ -199,7 +199,7 @@ def recorded_update(
 
 def format_table(entries: list[dict[str, Any]], current: dict[str, int]) -> list[str]:
     """Lines of `tfship history`: one row per entry, then the labels models.config holds now."""
-    header = ("id", "time", "action", "state", "moves", "verdict", "who", "report / reason")
+    header = ("id", "time", "action", "state", "moves", "verdict", "run / who", "report / reason")
     rows = [header]
     for entry in entries:
         state = entry["state"]
@@ -218,4 +218,4 @@ def format_table(entries: list[dict[str, Any]], current: dict[str, int]) -> list
 
 
 def _v(version: int | None) -> str:
-    return "-" if version is None else str(version)
+    return "none" if version is None else str(version)

@@ -210,7 +210,7 @@ def test_cli_history_and_rollback_to_an_earlier_entry(
     lines = table.stdout.splitlines()
     assert lines[0].split()[:4] == ["id", "time", "action", "state"]
     assert [line.split()[2] for line in lines[1:5]] == ["push", "push", "promote", "rollback"]
-    assert "stable:2->1" in lines[4] and "kfp-job-42" in lines[4]
+    assert "stable:2->1" in lines[4] and "previous:1->none" in lines[4] and "kfp-job-42" in lines[4]
     assert lines[-1] == "labels now: canary:2 stable:1"
     as_json = run_cli("history", "--repo", repo, "--name", "m", "--json")
     assert as_json.returncode == 0, as_json.stderr
