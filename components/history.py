@@ -49,7 +49,7 @@ _ID_WIDTH = 10  # zero-padded, so a listing sorts in entry order
 
 __all__ = [
     "DONE", "FAILED", "PENDING", "RUN_ID_ENV", "UNCHANGED",
-    "format_table", "history_uri", "read_entry", "read_history", "recorded_update", "run_id", "who",
+    "format_table", "history_uri", "read_entry", "read_history", "record", "recorded_update", "run_id", "who",
 ]
 
 
@@ -138,6 +138,12 @@ def _moves(before: dict[str, int], after: dict[str, int]) -> dict[str, list[int 
             for label in sorted(set(before) | set(after)) if before.get(label) != after.get(label)}
 
 
+def _common(name: str, action: str, verdict: str | None, report: str | None, reason: str | None) -> dict[str, Any]:
+    """The fields every entry has: when, who, what, and what it rests on."""
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "who": who(), "run_id": run_id(),
+            "model": name, "action": action, "verdict": verdict, "report": report, "reason": reason}
+
+
 def recorded_update(
     repo: str,
     name: str,
@@ -171,10 +177,8 @@ def recorded_update(
         return mc.update_models_config(repo, unmoved)
 
     entry = _append(repo, name, {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "who": who(), "run_id": run_id(), "model": name, "action": action, "state": PENDING,
+        **_common(name, action, verdict, report, reason), "state": PENDING,
         "before": planned_before, "after": planned_after, "moves": _moves(planned_before, planned_after),
-        "verdict": verdict, "report": report, "reason": reason,
     })
     uri = _entry_uri(repo, name, entry["id"])
     seen: dict[str, dict[str, int]] = {}
@@ -197,6 +201,29 @@ def recorded_update(
     return config, changed
 
 
+def record(
+    repo: str,
+    name: str,
+    action: str,
+    *,
+    traffic: dict[str, int],
+    verdict: str | None = None,
+    report: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Record a traffic move that leaves the labels as they are (a rollout step, its rollback).
+
+    `traffic` says where requests go (`candidate_version`, `baseline_version`, `percent` to the
+    candidate). Called before the move is published, so no move goes unrecorded; the entry is
+    `done` at once because publishing the split is rewriting files, safe to repeat.
+    """
+    current = _labels(mc.read_models_config(repo), name)
+    return _append(repo, name, {
+        **_common(name, action, verdict, report, reason),
+        "state": DONE, "before": current, "after": current, "moves": {}, "traffic": traffic,
+    })
+
+
 def format_table(entries: list[dict[str, Any]], current: dict[str, int]) -> list[str]:
     """Lines of `tfship history`: one row per entry, then the labels models.config holds now."""
     header = ("id", "time", "action", "state", "moves", "verdict", "run / who", "report / reason")
@@ -207,6 +234,8 @@ def format_table(entries: list[dict[str, Any]], current: dict[str, int]) -> list
             # Killed between the entry and its outcome: models.config now tells whether it moved.
             state = f"{PENDING} ({'applied?' if current == entry['after'] else 'not applied?'})"
         moves = " ".join(f"{label}:{_v(old)}->{_v(new)}" for label, (old, new) in entry["moves"].items())
+        if entry.get("traffic"):
+            moves = f"traffic {entry['traffic']['percent']}% -> {entry['traffic']['candidate_version']}"
         run = entry.get("run_id") or entry["who"]
         detail = " ".join(str(x) for x in (entry.get("report"), entry.get("reason"), entry.get("error")) if x)
         rows.append((str(entry["id"]), entry["time"], entry["action"], state, moves or "-",

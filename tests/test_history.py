@@ -239,3 +239,15 @@ def test_rollback_to_labels_on_an_unloaded_version_is_refused(tmp_path: Path, tf
     push(str(tf_serving_testdata / HALF_PLUS_THREE), repo, "m", version=2, label=None)  # served again
     assert rollback_to(repo, "m", "2") == {"canary": 2, "stable": 1}
     assert labels(repo) == {"canary": 2, "stable": 1}
+
+
+def test_a_traffic_move_is_recorded_with_the_labels_unchanged(tmp_path: Path, tf_serving_testdata: Path) -> None:
+    repo = str(tmp_path / "repo")
+    two_versions(repo, tf_serving_testdata)
+    entry = history.record(repo, "m", "rollout-step", verdict="PASS", report="out/rollout.json", reason="step 50%",
+                           traffic={"baseline_version": 1, "candidate_version": 2, "percent": 50})
+    assert history.read_history(repo, "m")[-1] == entry
+    assert (entry["id"], entry["state"], entry["moves"]) == (3, "done", {})
+    assert entry["before"] == entry["after"] == {"canary": 2, "stable": 1}
+    row = history.format_table([entry], labels(repo))[1]
+    assert "rollout-step" in row and "traffic 50% -> 2" in row and "out/rollout.json step 50%" in row
