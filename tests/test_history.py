@@ -14,24 +14,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_push import HALF_PLUS_THREE, HALF_PLUS_TWO, repo, run_cli  # noqa: F401 - repo is a fixture
 
 from tfship import history
 from tfship import model_config as mc
 from tfship import storage
 from tfship.errors import ConfigError, LabelError
 from tfship.pushing import promote, push, remove_label, rollback, rollback_to
-
-HALF_PLUS_TWO = "saved_model_half_plus_two_cpu/00000123"
-HALF_PLUS_THREE = "saved_model_half_plus_three/00000123"
-TFSHIP = [sys.executable, "-m", "tfship.cli"]
-
-
-@pytest.fixture(params=["local", "gcs"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty model repository root on local disk or in a fresh emulator bucket."""
-    if request.param == "local":
-        return str(tmp_path / "repo")
-    return request.getfixturevalue("gcs_bucket") + "/models"
 
 
 @pytest.fixture
@@ -50,11 +39,6 @@ def two_versions(repo: str, testdata: Path) -> tuple[int, int]:
     first = push(str(testdata / HALF_PLUS_TWO), repo, "m", label="stable", version=1)
     second = push(str(testdata / HALF_PLUS_THREE), repo, "m", version=2)
     return first.version, second.version
-
-
-def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*TFSHIP, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
 
 
 def test_every_label_move_is_recorded_in_order_with_who_and_the_moves(
@@ -196,7 +180,7 @@ def test_cli_history_and_rollback_to_an_earlier_entry(
     two_versions(repo, tf_serving_testdata)
     promote(repo, "m")
     env = {history.RUN_ID_ENV: "kfp-job-42"}
-    restored = run_cli("rollback", "--repo", repo, "--name", "m", "--to", "2", env=env)
+    restored = run_cli("rollback", "--repo", repo, "--name", "m", "--to", "2", env={**os.environ, **env})
     assert restored.returncode == 0, restored.stderr
     assert restored.stdout.strip() == "m: labels restored to entry 2: canary:2 stable:1"
     assert labels(repo) == {"stable": 1, "canary": 2}
