@@ -160,8 +160,8 @@ def recorded_update(
     label on an unserved version) propagate before anything is written. Returns what
     `update_models_config` returns.
     """
-    planned_before = _labels(mc.read_models_config(repo), name)
-    planned_after = _labels(change(mc.read_models_config(repo)), name)
+    current = mc.read_models_config(repo)
+    planned_before, planned_after = _labels(current, name), _labels(change(current), name)
     if planned_before == planned_after:
         # Nothing to record; should another writer make the move due meanwhile, refuse it rather
         # than move labels unrecorded (re-running plans again and records it).

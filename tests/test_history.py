@@ -19,7 +19,7 @@ from test_push import HALF_PLUS_THREE, HALF_PLUS_TWO, repo, run_cli  # noqa: F40
 from tfship import history
 from tfship import model_config as mc
 from tfship import storage
-from tfship.errors import ConfigError, LabelError
+from tfship.errors import ConcurrentUpdateError, ConfigError, LabelError
 from tfship.pushing import promote, push, remove_label, rollback, rollback_to
 
 
@@ -132,6 +132,21 @@ def test_a_change_refused_inside_the_update_is_recorded_failed(tmp_path: Path) -
     [entry] = history.read_history(repo, "m")
     assert (entry["state"], entry["error"]) == ("failed", "version 1 is gone")
     assert labels(repo) == {}
+
+
+def test_a_move_that_appears_only_after_planning_is_refused_not_made_unrecorded(tmp_path: Path) -> None:
+    repo = str(tmp_path / "repo")
+    base = mc.model_base_path(repo, "m")
+    mc.update_models_config(repo, lambda c: mc.with_version(c, "m", base, 1))
+    calls = {"n": 0}
+
+    def change(config):
+        calls["n"] += 1  # planned as a no-op; by the update another writer made it a move
+        return config if calls["n"] == 1 else mc.with_label(config, "m", "canary", 1)
+
+    with pytest.raises(ConcurrentUpdateError, match="nothing was moved"):
+        history.recorded_update(repo, "m", "push", change)
+    assert labels(repo) == {} and history.read_history(repo, "m") == []
 
 
 # A promote whose process is SIGKILLed right before, or right after, the models.config update.
