@@ -156,12 +156,18 @@ def recorded_update(
 ) -> tuple[ModelServerConfig, bool]:
     """`mc.update_models_config(repo, change)` for a change that moves labels of model `name`, recorded.
 
-    See the module docstring for the order. Errors the planning raises (nothing to promote, a
-    label on an unserved version) propagate before anything is written. Returns what
-    `update_models_config` returns.
+    See the module docstring for the order. A change refused when planned (nothing to promote, a
+    label on an unserved version) is refused again by the update, before any entry is written.
+    Returns what `update_models_config` returns.
     """
     current = mc.read_models_config(repo)
-    planned_before, planned_after = _labels(current, name), _labels(change(current), name)
+    try:
+        planned = change(current)
+    except TfshipError:
+        # Refused: no move planned. The update below runs `change` again and raises the same error,
+        # or a more telling one first (a repository path it cannot lock: below a file, say).
+        planned = current
+    planned_before, planned_after = _labels(current, name), _labels(planned, name)
     if planned_before == planned_after:
         # Nothing to record; should another writer make the move due meanwhile, refuse it rather
         # than move labels unrecorded (re-running plans again and records it).
