@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,37 +116,47 @@ def test_eight_concurrent_writers_lose_no_entry(repo: str) -> None:
     assert state == labels(repo)
 
 
-def test_a_change_refused_inside_the_update_is_recorded_failed(tmp_path: Path) -> None:
-    repo = str(tmp_path / "repo")
+def serving_version_1(root: Path) -> str:
+    """A local repository where model m serves version 1, unlabelled."""
+    repo = str(root / "repo")
     base = mc.model_base_path(repo, "m")
     mc.update_models_config(repo, lambda c: mc.with_version(c, "m", base, 1))
-    calls = {"n": 0}
+    return repo
+
+
+def planned_then_applied(planned: Callable, applied: Callable) -> Callable:
+    """A change that acts as `planned` on its first call and as `applied` on later ones: what
+    another writer changing models.config between the planning and the update looks like."""
+    calls: list[None] = []
 
     def change(config):
-        calls["n"] += 1
-        if calls["n"] > 1:  # planned fine, refused when applied (another writer unloaded version 1)
-            raise LabelError("version 1 is gone")
-        return mc.with_label(config, "m", "canary", 1)
+        calls.append(None)
+        return (planned if len(calls) == 1 else applied)(config)
+
+    return change
+
+
+def label_canary_1(config):
+    return mc.with_label(config, "m", "canary", 1)
+
+
+def test_a_change_refused_inside_the_update_is_recorded_failed(tmp_path: Path) -> None:
+    repo = serving_version_1(tmp_path)
+
+    def refuse(config):
+        raise LabelError("version 1 is gone")
 
     with pytest.raises(LabelError):
-        history.recorded_update(repo, "m", "push", change)
+        history.recorded_update(repo, "m", "push", planned_then_applied(label_canary_1, refuse))
     [entry] = history.read_history(repo, "m")
     assert (entry["state"], entry["error"]) == ("failed", "version 1 is gone")
     assert labels(repo) == {}
 
 
 def test_a_move_that_appears_only_after_planning_is_refused_not_made_unrecorded(tmp_path: Path) -> None:
-    repo = str(tmp_path / "repo")
-    base = mc.model_base_path(repo, "m")
-    mc.update_models_config(repo, lambda c: mc.with_version(c, "m", base, 1))
-    calls = {"n": 0}
-
-    def change(config):
-        calls["n"] += 1  # planned as a no-op; by the update another writer made it a move
-        return config if calls["n"] == 1 else mc.with_label(config, "m", "canary", 1)
-
+    repo = serving_version_1(tmp_path)
     with pytest.raises(ConcurrentUpdateError, match="nothing was moved"):
-        history.recorded_update(repo, "m", "push", change)
+        history.recorded_update(repo, "m", "push", planned_then_applied(lambda c: c, label_canary_1))
     assert labels(repo) == {} and history.read_history(repo, "m") == []
 
 
