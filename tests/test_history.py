@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,12 +83,20 @@ def test_run_id_comes_from_tfship_then_airflow(monkeypatch: pytest.MonkeyPatch, 
     assert history.run_id() == "kfp-job-42"
 
 
-def test_eight_concurrent_writers_lose_no_entry(repo: str) -> None:
-    """Eight writers each move their own label at once: eight entries, eight numbers, eight labels."""
-    base = mc.model_base_path(repo, "m")
-    for version in range(1, 9):
-        mc.update_models_config(repo, lambda c, v=version: mc.with_version(c, "m", base, v))
-    barrier = threading.Barrier(8)
+# One writer process: says it is ready, waits for the start file, then moves its own label l<version>.
+_MOVE_LABEL = """
+import os, sys, time
+from tfship import history, model_config as mc
+repo, version, start = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+open(f"{start}.ready-{version}", "w").close()
+while not os.path.exists(start):
+    time.sleep(0.002)
+history.recorded_update(repo, "m", "push", lambda c: mc.with_label(c, "m", f"l{version}", version))
+"""
+
+
+def race_threads(repo: str, versions: range, tmp_path: Path) -> None:
+    barrier = threading.Barrier(len(versions))
     errors: list[BaseException] = []
 
     def move(version: int) -> None:
@@ -97,12 +106,40 @@ def test_eight_concurrent_writers_lose_no_entry(repo: str) -> None:
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
 
-    threads = [threading.Thread(target=move, args=(v,)) for v in range(1, 9)]
+    threads = [threading.Thread(target=move, args=(v,)) for v in versions]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def race_processes(repo: str, versions: range, tmp_path: Path) -> None:
+    start = tmp_path / "start"
+    writers = [subprocess.Popen([sys.executable, "-c", _MOVE_LABEL, repo, str(v), str(start)],
+                                stderr=subprocess.PIPE, text=True) for v in versions]
+    for version in versions:  # every writer has imported tfship and polls: they start together
+        wait_for_file(Path(f"{start}.ready-{version}"), writers)
+    start.touch()
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+
+
+def wait_for_file(path: Path, writers: list[subprocess.Popen], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert all(w.poll() is None for w in writers), "a writer died before the start"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("race", [race_threads, race_processes], ids=["threads", "processes"])
+def test_eight_concurrent_writers_lose_no_entry(repo: str, race: Callable, tmp_path: Path) -> None:
+    """Eight writers each move their own label at once: eight entries, eight numbers, eight labels."""
+    base = mc.model_base_path(repo, "m")
+    for version in range(1, 9):
+        mc.update_models_config(repo, lambda c, v=version: mc.with_version(c, "m", base, v))
+    race(repo, range(1, 9), tmp_path)
     entries = history.read_history(repo, "m")
     assert [e["id"] for e in entries] == list(range(1, 9))
     assert all(e["state"] == "done" for e in entries)
