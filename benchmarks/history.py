@@ -13,7 +13,6 @@ tests). Then `read_history` of all the entries (one listing, one read per entry)
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from push import start_emulator  # benchmarks/push.py, beside this script
+from push import emulated_gcs  # benchmarks/push.py, beside this script
 
 from tfship import history
 from tfship import model_config as mc
@@ -51,28 +50,22 @@ def main() -> int:
     parser.add_argument("--moves", type=int, default=50)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tfship-bench-history-"))
-    emulator = None
     try:
-        emulator, url = start_emulator(work / "gcs")
-        os.environ["STORAGE_EMULATOR_HOST"] = url
-        os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "tfship-bench")
-        from tfship.storage import gcs_client
+        with emulated_gcs(work / "gcs"):
+            from tfship.storage import gcs_client
 
-        bucket = f"bench-{uuid.uuid4().hex[:12]}"
-        gcs_client().create_bucket(bucket)
-        print(f"{'repository':<22} {'bare move ms':>13} {'recorded move ms':>17} {'read entries':>13} {'read ms':>9}")
-        for kind, repo in (("local", str(work / "repo")), ("gs:// (fake-gcs)", f"gs://{bucket}/models")):
-            serving_two_versions(repo)
-            bare = per_move_ms(repo, args.moves, recorded=False)
-            recorded = per_move_ms(repo, args.moves, recorded=True)
-            started = time.perf_counter()
-            entries = history.read_history(repo, "m")
-            read_ms = (time.perf_counter() - started) * 1000
-            print(f"{kind:<22} {bare:>13.1f} {recorded:>17.1f} {len(entries):>13} {read_ms:>9.0f}")
+            bucket = f"bench-{uuid.uuid4().hex[:12]}"
+            gcs_client().create_bucket(bucket)
+            print(f"{'repository':<22} {'bare move ms':>13} {'recorded move ms':>17} {'read entries':>13} {'read ms':>9}")
+            for kind, repo in (("local", str(work / "repo")), ("gs:// (fake-gcs)", f"gs://{bucket}/models")):
+                serving_two_versions(repo)
+                bare = per_move_ms(repo, args.moves, recorded=False)
+                recorded = per_move_ms(repo, args.moves, recorded=True)
+                started = time.perf_counter()
+                entries = history.read_history(repo, "m")
+                read_ms = (time.perf_counter() - started) * 1000
+                print(f"{kind:<22} {bare:>13.1f} {recorded:>17.1f} {len(entries):>13} {read_ms:>9.0f}")
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
