@@ -5,10 +5,11 @@ The repository root holds one `models.config` listing every model with a `specif
 It is parsed and written with TF Serving's own protos (`tensorflow_serving.config`), never by
 string pasting; importing them does not import TensorFlow.
 
-The transitions (`with_version`, `with_label`, `without_label`, `promoted`, `rolled_back`) are pure
-functions from one config to the next, so the label rules are tested without any I/O. Writers go
-through `update_models_config`, a read-modify-write that the storage layer makes safe against
-concurrent writers (a generation precondition on gs://, a lock and an atomic rename locally).
+The transitions (`with_version`, `with_label`, `with_labels`, `without_label`, `promoted`,
+`rolled_back`) are pure functions from one config to the next, so the label rules are tested
+without any I/O. Writers go through `update_models_config`, a read-modify-write that the storage
+layer makes safe against concurrent writers (a generation precondition on gs://, a lock and an
+atomic rename locally); label moves through `tfship.history.recorded_update`, which records them.
 
 Rules that keep every config a real TF Serving accepts (`ServerCore::UpdateModelVersionLabelMap`):
 a label may only name a version in the model's `specific` versions, and a push adds a version in

@@ -28,8 +28,10 @@ A push goes through these steps; each one is safe to kill, and re-running the sa
    it (when a serving target is given, its GetModelStatus says AVAILABLE), move the label.
    TF Serving accepts a label only on a loaded version, so these are two separate updates.
 
-`promote`, `rollback` and `remove_label` are single models.config updates with the same
-precondition; see `tfship.model_config` for the label rules.
+`promote`, `rollback`, `rollback_to` and `remove_label` are single models.config updates with
+the same precondition; see `tfship.model_config` for the label rules. Every label move (these,
+and step 4's label) goes through `tfship.history.recorded_update`, which records it in the
+model's label history first.
 """
 
 from __future__ import annotations
