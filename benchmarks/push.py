@@ -14,6 +14,7 @@ is the bottleneck.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import resource
@@ -25,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,19 @@ def start_emulator(root: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("fake-gcs-server did not start")
+
+
+@contextlib.contextmanager
+def emulated_gcs(root: Path) -> Iterator[subprocess.Popen]:
+    """fake-gcs-server on 127.0.0.1 for the block, with this process's GCS client pointed at it."""
+    process, url = start_emulator(root)
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "tfship-bench")
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -133,44 +148,38 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
 
     work = Path(tempfile.mkdtemp(prefix="tfship-bench-push-"))
-    emulator = None
     try:
         total = make_model(work / "model", args.files, int(args.file_mb * 1e6))
-        emulator, url = start_emulator(work / "gcs")
-        os.environ["STORAGE_EMULATOR_HOST"] = url
-        os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "tfship-bench")
-        from tfship.storage import gcs_client
+        with emulated_gcs(work / "gcs") as emulator:
+            from tfship.storage import gcs_client
 
-        rows = []
-        for backend in ("local", "gcs"):
-            for workers in (1, args.workers):
-                if backend == "local":
-                    repo = str(work / f"repo-{workers}")
-                else:
-                    bucket = f"bench-{uuid.uuid4().hex[:10]}"
-                    gcs_client().create_bucket(bucket)
-                    repo = f"gs://{bucket}/models"
-                r = run_once(str(work / "model"), repo, workers, emulator.pid if backend == "gcs" else None)
-                rows.append((backend, workers, r))
-                print(f"  {backend} workers={workers}: {r['wall']:.2f} s", file=sys.stderr)
+            rows = []
+            for backend in ("local", "gcs"):
+                for workers in (1, args.workers):
+                    if backend == "local":
+                        repo = str(work / f"repo-{workers}")
+                    else:
+                        bucket = f"bench-{uuid.uuid4().hex[:10]}"
+                        gcs_client().create_bucket(bucket)
+                        repo = f"gs://{bucket}/models"
+                    r = run_once(str(work / "model"), repo, workers, emulator.pid if backend == "gcs" else None)
+                    rows.append((backend, workers, r))
+                    print(f"  {backend} workers={workers}: {r['wall']:.2f} s", file=sys.stderr)
 
-        print(f"\nPush of a {total / 1e6:.0f} MB SavedModel of {rows[0][2]['files']} files "
-              f"({os.cpu_count()} CPUs shared with the emulator)\n")
-        print("| backend | workers | wall s | MB/s | hash s | upload+verify s | place s | push CPU s "
-              "| emulator CPU s | speed-up (wall) | speed-up (upload) |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        serial: dict[str, dict] = {}
-        for backend, workers, r in rows:
-            first = serial.setdefault(backend, r)
-            server = "-" if r["server_cpu"] is None else f"{r['server_cpu']:.1f}"
-            p = r["phases"]
-            print(f"| {backend} | {workers} | {r['wall']:.2f} | {r['mb_s']:.0f} | {p.get('hash', 0):.2f} | "
-                  f"{p.get('upload', 0):.2f} | {p.get('place', 0):.2f} | {r['client_cpu']:.1f} | {server} | "
-                  f"{first['wall'] / r['wall']:.2f}x | {first['phases']['upload'] / p['upload']:.2f}x |")
+            print(f"\nPush of a {total / 1e6:.0f} MB SavedModel of {rows[0][2]['files']} files "
+                  f"({os.cpu_count()} CPUs shared with the emulator)\n")
+            print("| backend | workers | wall s | MB/s | hash s | upload+verify s | place s | push CPU s "
+                  "| emulator CPU s | speed-up (wall) | speed-up (upload) |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            serial: dict[str, dict] = {}
+            for backend, workers, r in rows:
+                first = serial.setdefault(backend, r)
+                server = "-" if r["server_cpu"] is None else f"{r['server_cpu']:.1f}"
+                p = r["phases"]
+                print(f"| {backend} | {workers} | {r['wall']:.2f} | {r['mb_s']:.0f} | {p.get('hash', 0):.2f} | "
+                      f"{p.get('upload', 0):.2f} | {p.get('place', 0):.2f} | {r['client_cpu']:.1f} | {server} | "
+                      f"{first['wall'] / r['wall']:.2f}x | {first['phases']['upload'] / p['upload']:.2f}x |")
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "push": "publish a SavedModel into a TF Serving model repository",
     "promote": "move the `stable` label to the canary version",
     "rollback": "move the `stable` label back to the previous stable version",
+    "history": "print a model's label history: every label move, who made it and why",
     "serve": "serve a model repository over TF Serving's gRPC and REST API",
     "canary": "compare a candidate with the stable version and decide",
     "rollout": "move traffic to the candidate in steps, judged live, rolled back on FAIL",

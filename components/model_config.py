@@ -5,10 +5,11 @@ The repository root holds one `models.config` listing every model with a `specif
 It is parsed and written with TF Serving's own protos (`tensorflow_serving.config`), never by
 string pasting; importing them does not import TensorFlow.
 
-The transitions (`with_version`, `with_label`, `without_label`, `promoted`, `rolled_back`) are pure
-functions from one config to the next, so the label rules are tested without any I/O. Writers go
-through `update_models_config`, a read-modify-write that the storage layer makes safe against
-concurrent writers (a generation precondition on gs://, a lock and an atomic rename locally).
+The transitions (`with_version`, `with_label`, `with_labels`, `without_label`, `promoted`,
+`rolled_back`) are pure functions from one config to the next, so the label rules are tested
+without any I/O. Writers go through `update_models_config`, a read-modify-write that the storage
+layer makes safe against concurrent writers (a generation precondition on gs://, a lock and an
+atomic rename locally); label moves through `tfship.history.recorded_update`, which records them.
 
 Rules that keep every config a real TF Serving accepts (`ServerCore::UpdateModelVersionLabelMap`):
 a label may only name a version in the model's `specific` versions, and a push adds a version in
@@ -64,6 +65,7 @@ __all__ = [
     "update_models_config",
     "version_labels",
     "with_label",
+    "with_labels",
     "with_version",
     "without_label",
 ]
@@ -317,6 +319,28 @@ def with_label(config: ModelServerConfig, name: str, label: str, version: int) -
         labels[PREVIOUS] = labels[STABLE]
     labels[label] = version
     _set_labels(entry, labels)
+    return new
+
+
+def with_labels(config: ModelServerConfig, name: str, labels: dict[str, int]) -> ModelServerConfig:
+    """Replace model `name`'s labels with `labels` (a restore from its history); unchanged if equal.
+
+    Every version named must still be served: TF Serving accepts a label only on a loaded version.
+    """
+    new = _copy(config)
+    entry = _managed_entry(new, name)
+    served = set(entry.model_version_policy.specific.versions)
+    unserved = sorted({version for version in labels.values() if version not in served})
+    if unserved:
+        raise LabelError(
+            f"Cannot restore labels {labels} of model {name!r}: version(s) {unserved} are no longer served "
+            f"(served: {sorted(served)}), and TF Serving accepts a label only on a loaded version. Fix: "
+            "push that version again (`tfship push --version N --label ''`), then restore."
+        )
+    for label in labels:
+        check_label(label, allow_reserved=True)
+    if dict(entry.version_labels) != labels:
+        _set_labels(entry, labels)
     return new
 
 

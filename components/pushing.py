@@ -28,8 +28,10 @@ A push goes through these steps; each one is safe to kill, and re-running the sa
    it (when a serving target is given, its GetModelStatus says AVAILABLE), move the label.
    TF Serving accepts a label only on a loaded version, so these are two separate updates.
 
-`promote`, `rollback` and `remove_label` are single models.config updates with the same
-precondition; see `tfship.model_config` for the label rules.
+`promote`, `rollback`, `rollback_to` and `remove_label` are single models.config updates with
+the same precondition; see `tfship.model_config` for the label rules. Every label move (these,
+and step 4's label) goes through `tfship.history.recorded_update`, which records it in the
+model's label history first.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tfship import storage
 from tfship.checksums import CRC32C, MD5, SHA256, Digest, content_id, digest_file
 from tfship.checksums import manifest_from_json, manifest_to_json
 from tfship.errors import ChecksumMismatchError, ConfigError, StorageError, VersionExistsError
+from tfship.history import recorded_update
 from tfship.saved_model_files import check_saved_model
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ log = logging.getLogger(__name__)
 META_DIR = ".tfship"
 MAX_WORKERS = 64
 
-__all__ = ["PushConfig", "PushResult", "promote", "push", "remove_label", "rollback", "run_push"]
+__all__ = ["PushConfig", "PushResult", "promote", "push", "remove_label", "rollback", "rollback_to", "run_push"]
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,7 @@ def set_label(
             "accepts this only once version %d is loaded (pass --serving-target to wait for it)",
             label, name, current[label], version, version,
         )
-    _, changed = mc.update_models_config(repo, lambda c: mc.with_label(c, name, label, version))
+    _, changed = recorded_update(repo, name, "push", lambda c: mc.with_label(c, name, label, version))
     if changed:
         log.info("models.config: %s label %r -> version %d", name, label, version)
     return changed
@@ -503,10 +506,13 @@ def run_push(config: PushConfig) -> PushResult:
 # ---- label moves the canary step calls ------------------------------------------------------------
 
 
-def promote(repo: str, name: str, version: int | None = None) -> int:
+def promote(
+    repo: str, name: str, version: int | None = None, *, verdict: str | None = None, report: str | None = None
+) -> int:
     """Move `stable` to the canary version (or `version`); the old stable becomes `previous`.
 
-    One models.config update with the same precondition as a push. Returns the new stable version.
+    One models.config update with the same precondition as a push, recorded in the model's
+    history with the `verdict` and the `report` it rests on, if any. Returns the new stable version.
     """
     mc.check_model_name(name)
     chosen: dict[str, int] = {}
@@ -515,13 +521,13 @@ def promote(repo: str, name: str, version: int | None = None) -> int:
         new, chosen["version"] = mc.promoted(config, name, version)
         return new
 
-    _, changed = mc.update_models_config(repo, change)
+    _, changed = recorded_update(repo, name, "promote", change, verdict=verdict, report=report)
     log.info("models.config: %s stable -> version %d%s", name, chosen["version"], "" if changed else " (already)")
     return chosen["version"]
 
 
 def rollback(repo: str, name: str) -> int:
-    """Move `stable` back to the `previous` stable version; returns it. One models.config update."""
+    """Move `stable` back to the `previous` stable version; returns it. One recorded models.config update."""
     mc.check_model_name(name)
     chosen: dict[str, int] = {}
 
@@ -529,14 +535,40 @@ def rollback(repo: str, name: str) -> int:
         new, chosen["version"] = mc.rolled_back(config, name)
         return new
 
-    mc.update_models_config(repo, change)
+    recorded_update(repo, name, "rollback", change)
     log.info("models.config: %s stable rolled back to version %d", name, chosen["version"])
     return chosen["version"]
 
 
-def remove_label(repo: str, name: str, label: str) -> None:
+def rollback_to(repo: str, name: str, entry: str | int) -> dict[str, int]:
+    """Restore the labels model `name` had right after history entry `entry`; returns them.
+
+    One recorded models.config update. The entry must be `done` or `unchanged` (its labels are
+    known to have been in force). A version those labels name that has since been unloaded is refused: TF Serving
+    accepts a label only on a loaded version, so it must be pushed (served) again first.
+    """
+    from tfship.history import DONE, UNCHANGED, read_entry
+
+    mc.check_model_name(name)
+    document = read_entry(repo, name, entry)
+    if document["state"] not in (DONE, UNCHANGED):
+        raise ConfigError(
+            f"Invalid value for argument `--to`. Received: {entry!r}, an entry in state {document['state']!r}: "
+            "its labels were never confirmed in force. Expected a `done` entry (see `tfship history`)."
+        )
+    labels = {label: int(version) for label, version in document["after"].items()}
+    recorded_update(repo, name, "rollback", lambda c: mc.with_labels(c, name, labels),
+                    reason=f"restore entry {document['id']}")
+    log.info("models.config: %s labels restored to entry %s: %s", name, document["id"], labels)
+    return labels
+
+
+def remove_label(
+    repo: str, name: str, label: str, *, verdict: str | None = None, report: str | None = None
+) -> None:
     """Drop `label` from model `name` (e.g. `canary` after a FAIL); its version is unloaded if unlabelled."""
     mc.check_model_name(name)
-    _, changed = mc.update_models_config(repo, lambda c: mc.without_label(c, name, label))
+    _, changed = recorded_update(repo, name, "remove-label", lambda c: mc.without_label(c, name, label),
+                                 verdict=verdict, report=report)
     if changed:
         log.info("models.config: %s label %r removed", name, label)

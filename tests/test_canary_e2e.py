@@ -20,6 +20,7 @@ from tfship import model_config, storage
 from tfship.canary_analysis import canary
 from tfship.cli import main as cli_main
 from tfship.errors import DataError, EndpointError
+from tfship.history import read_history
 from tfship.serving import Fault, serve
 
 pytestmark = pytest.mark.timeout(240)
@@ -117,11 +118,17 @@ def test_a_shifted_candidate_fails_is_not_promoted_and_loses_its_label(
     storage.write_text(model_config.config_uri(repo), model_config.format_models_config(config))
     with serve(repo, grpc_port=0, rest_port=-1, poll_seconds=0.1) as handle:
         address = f"grpc://{handle.grpc_address}"
-        result = canary(address, "m", examples, requests=REQUESTS, promote=True, repo=repo)
+        reports = str(tmp_path / "reports")
+        result = canary(address, "m", examples, requests=REQUESTS, promote=True, repo=repo, report_dir=reports)
         assert result.verdict == "FAIL" and result.exit_code == 1
         assert {m.name: m.classification for m in result.metrics}["score_shift[y]"] == "HIGH"
         assert result.action == "rolled back: removed label 'canary' (version 125)"
         assert labels_in(repo) == {"stable": 123}  # not promoted
+        # the move is in the label history, with the verdict and the report it rests on
+        entry = read_history(repo, "m")[-1]
+        assert (entry["action"], entry["state"], entry["verdict"]) == ("remove-label", "done", "FAIL")
+        assert entry["moves"] == {"canary": [125, None]}
+        assert entry["report"] == result.report_paths["json"] and os.path.isfile(entry["report"])
         # the running server follows: the canary label is gone
         wait_for(lambda: handle.manager.labels("m") == {"stable": 123})
         with pytest.raises(EndpointError, match="Unrecognized servable version label: canary"):

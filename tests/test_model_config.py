@@ -99,6 +99,20 @@ def test_a_version_leaves_specific_when_its_last_label_moves_away() -> None:
     assert mc.served_versions(config, "m") == (3,)
 
 
+def test_restoring_labels_replaces_them_all_and_needs_their_versions_served() -> None:
+    promoted, _ = mc.promoted(_config(1, 2, stable=1, canary=2), "m")  # stable 2, previous 1
+    restored = mc.with_labels(promoted, "m", {"stable": 1, "canary": 2})
+    assert mc.version_labels(restored, "m") == {"stable": 1, "canary": 2}
+    assert mc.served_versions(restored, "m") == (1, 2)
+    only_stable = mc.with_labels(restored, "m", {"stable": 1})
+    assert mc.served_versions(only_stable, "m") == (1,)  # version 2 lost its last label
+    assert mc.with_labels(only_stable, "m", {"stable": 1}) == only_stable
+    with pytest.raises(LabelError, match=r"version\(s\) \[2\] are no longer served"):
+        mc.with_labels(only_stable, "m", {"stable": 1, "canary": 2})
+    with pytest.raises(ConfigError, match="label='bad-label'"):
+        mc.with_labels(restored, "m", {"bad-label": 1})
+
+
 def test_an_unlabelled_pushed_version_is_not_released_by_other_moves() -> None:
     config = mc.with_version(_config(1, 2, stable=1, canary=2), "m", "/repo/m", 3)
     config = mc.without_label(config, "m", "canary")

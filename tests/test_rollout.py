@@ -26,6 +26,7 @@ from test_canary_e2e import make_repo
 from conftest import free_port
 from tfship.cli import main as cli_main
 from tfship.errors import ConfigError, EndpointError
+from tfship.history import read_history
 from tfship.rollout import manifests
 from tfship.rollout.apply import ClusterApplier, parse_kinds
 from tfship.rollout.runner import parse_steps
@@ -82,14 +83,14 @@ def test_steps() -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, tf_serving_testdata: Path) -> Any:
-    """(REST URL, Prometheus URL) with load on versions 123 (stable), 124 (canary, healthy), 127 (20 % errors)."""
+    """(REST URL, Prometheus URL, repo) with load on versions 123 (stable), 124 (canary, healthy), 127 (20 % errors)."""
     root = tmp_path_factory.mktemp("rollout")
     repo = make_repo(root / "repo", tf_serving_testdata, {"flaky": 127})
     with tfship_serve(repo, root, ["m/127:error_rate=0.2"]) as rest_url:
         with prometheus(root, [rest_url.removeprefix("http://")]) as prometheus_url:
             with Load(rest_url, "m", [123, 124, 127]):
                 time.sleep(2)  # the first scrapes, before any step starts
-                yield rest_url, prometheus_url
+                yield rest_url, prometheus_url, repo
 
 
 def rollout(live: Any, out_dir: Path, candidate: str, *extra: str) -> int:
@@ -109,10 +110,16 @@ def weights(out_dir: Path) -> tuple[int, int, int]:
 
 def test_a_healthy_candidate_is_rolled_out_step_by_step(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     started = time.monotonic()
-    code = rollout(live, tmp_path, "canary")
+    recorded = len(read_history(live[2], "m"))
+    code = rollout(live, tmp_path, "canary", "--repo", live[2])
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "rollout.json").read_text())
     assert (code, record["status"]) == (0, "PROMOTED"), out
+    entries = read_history(live[2], "m")[recorded:]  # each step in the label history, before it was published
+    assert [(e["action"], e["traffic"]["percent"], e["verdict"]) for e in entries] == [
+        ("rollout-step", 50, None), ("rollout-step", 100, "PASS")]
+    assert all(e["report"] == str(tmp_path / "rollout.json") and e["traffic"]["candidate_version"] == 124
+               and e["moves"] == {} for e in entries)
     assert [(s["percent"], s["verdict"]) for s in record["steps"]] == [(50, "PASS"), (100, "PASS")]
     assert all(s["decided_by"] == "sequential" and s["ended"] - s["started"] < 20 for s in record["steps"]), out
     assert time.monotonic() - started < 40  # both steps stopped early on clear evidence
@@ -121,10 +128,15 @@ def test_a_healthy_candidate_is_rolled_out_step_by_step(live: Any, tmp_path: Pat
 
 
 def test_a_failing_candidate_is_rolled_back_with_the_reason(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = rollout(live, tmp_path, "flaky")
+    recorded = len(read_history(live[2], "m"))
+    code = rollout(live, tmp_path, "flaky", "--repo", live[2])
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "rollout.json").read_text())
     assert (code, record["status"]) == (1, "ROLLED_BACK"), out
+    entries = read_history(live[2], "m")[recorded:]
+    assert [(e["action"], e["traffic"]["percent"], e["verdict"]) for e in entries] == [
+        ("rollout-step", 50, None), ("rollout-rollback", 0, "FAIL")]
+    assert entries[-1]["reason"] == record["reason"]
     assert [(s["percent"], s["verdict"], s["decided_by"]) for s in record["steps"]] == [(50, "FAIL", "sequential")]
     assert record["reason"].startswith("step 50% FAIL (sequential): error_rate")
     assert weights(tmp_path) == (0, 0, 0)  # the weights are back on the baseline

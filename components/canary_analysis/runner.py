@@ -84,15 +84,18 @@ def _act(config: CanaryConfig, verdict: str, candidate: ResolvedModel) -> str:
     """Move labels per the verdict (only with --promote)."""
     if not config.promote:
         return "none (no --promote)"
+    from tfship import storage
     from tfship.pushing import promote, remove_label
 
+    # The history entry names the report this verdict rests on (written right after this move).
+    report = storage.join(config.report_dir, "report.json") if config.report_dir else None
     if verdict == PASS:
-        version = promote(config.repo, config.name, version=candidate.version)
+        version = promote(config.repo, config.name, version=candidate.version, verdict=verdict, report=report)
         return f"promoted version {version} to stable"
     if verdict == FAIL:
         if candidate.ref.label is None:
             return f"none (candidate named by version {candidate.version}: no label to remove)"
-        remove_label(config.repo, config.name, candidate.ref.label)
+        remove_label(config.repo, config.name, candidate.ref.label, verdict=verdict, report=report)
         return f"rolled back: removed label {candidate.ref.label!r} (version {candidate.version})"
     return f"none ({verdict}: labels unchanged)"
 

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "virtualservice,httproute,inferenceservice (default: files only)")
     parser.add_argument("--kubeconfig", default="", help="with --apply: the kubeconfig (default: ~/.kube/config)")
     parser.add_argument("--context", default="", help="with --apply: the kubeconfig context (default: current)")
+    parser.add_argument("--repo", default="",
+                        help="model repository whose label history records each step and the rollback (tfship history)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
         check_every_s=parse_duration(args.check_every, "--check-every") if args.check_every else 0.0,
         candidate=args.candidate, baseline=args.baseline,
         judge=load_judge_config(args.judge_config or None), sequential=not args.no_sequential,
-        apply=parse_kinds(args.apply), kubeconfig=args.kubeconfig, context=args.context,
+        apply=parse_kinds(args.apply), kubeconfig=args.kubeconfig, context=args.context, repo=args.repo,
     )
     result = run_rollout(config)
     print("\n".join(summary(result)))

@@ -75,6 +75,8 @@ class RolloutConfig:
         sequential: let the sequential test end a step early.
         apply: the kinds also server-side applied to the cluster at each step (`rollout.apply`).
         kubeconfig, context: the cluster to apply to ("" = the default kubeconfig and context).
+        repo: the model repository whose label history records every step and the rollback
+            ("" = not recorded); see docs/push.md, "Label history".
     """
 
     target: str
@@ -92,12 +94,17 @@ class RolloutConfig:
     apply: tuple[str, ...] = ()
     kubeconfig: str = ""
     context: str = ""
+    repo: str = ""
 
     def __post_init__(self) -> None:
         Target.parse(self.target)
         PrometheusClient(self.prometheus)
         parse_steps(",".join(str(s) for s in self.steps))
         version_refs(self.baseline, self.candidate)
+        if self.repo:
+            from tfship import storage
+
+            storage.check_uri(self.repo, "--repo")
         if not self.out_dir:
             raise ConfigError("Invalid value for argument `--out-dir`: it is empty. Expected a directory for the manifests.")
         if not 0 < self.interval_s <= 7 * 86400:
@@ -192,6 +199,18 @@ def _record(config: RolloutConfig, status: str, versions: tuple[int, int], steps
     storage.write_text(storage.join(config.out_dir, "rollout.json"), json.dumps(document, indent=2) + "\n")
 
 
+def _log_history(config: RolloutConfig, action: str, versions: tuple[int, int], percent: int,
+                 verdict: str | None, reason: str) -> None:
+    """Record a traffic move in the model's label history (with `repo`), before it is published."""
+    if not config.repo:
+        return
+    from tfship import history, storage
+
+    history.record(config.repo, config.name, action, verdict=verdict, reason=reason,
+                   report=storage.join(config.out_dir, "rollout.json"),
+                   traffic={"baseline_version": versions[0], "candidate_version": versions[1], "percent": percent})
+
+
 def _publish(config: RolloutConfig, percent: int, applier: ClusterApplier | None) -> dict[str, str]:
     """Write (and with an applier, apply) the split sending `percent` to the candidate."""
     rendered = manifests.render(config.split, percent)
@@ -211,6 +230,8 @@ def run_rollout(
     applier = ClusterApplier(config.apply, config.kubeconfig or None, config.context or None) if config.apply else None
     steps: list[StepRecord] = []
     for percent in config.steps:
+        _log_history(config, "rollout-step", versions, percent, steps[-1].verdict if steps else None,
+                     f"step {percent}%" + (f" after step {steps[-1].percent}% passed" if steps else ""))
         paths = _publish(config, percent, applier)
         started = clock()
         _record(config, f"step {percent}%", versions, steps, "")
@@ -218,8 +239,9 @@ def run_rollout(
         steps.append(StepRecord(percent, started, clock(), verdict, decided_by, reasons, base.requests, cand.requests))
         log.info("rollout %s: step %d%%: %s (%s)", config.name, percent, verdict, decided_by)
         if verdict in (FAIL, NODATA):
-            paths = _publish(config, 0, applier)
             reason = f"step {percent}% {verdict} ({decided_by}): " + "; ".join(reasons)
+            _log_history(config, "rollout-rollback", versions, 0, verdict, reason)
+            paths = _publish(config, 0, applier)
             _record(config, ROLLED_BACK, versions, steps, reason)
             return RolloutResult(ROLLED_BACK, *versions, tuple(steps), reason, paths)
     reason = f"every step passed; 100% on version {versions[1]}"
