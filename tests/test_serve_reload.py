@@ -313,3 +313,20 @@ def test_the_cli_serves_until_sigterm(two_versions: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_sigterm_right_after_the_serving_line_is_a_clean_stop(two_versions: Path) -> None:
+    """A supervisor may stop the server the moment it says it serves: the handler is already there."""
+    write_config(two_versions, labelled_config(two_versions, "m", [123], {"stable": 123}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfship.cli", "serve", "--repo", str(two_versions), "--grpc-port", "0", "--rest-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert process.stdout.readline().startswith("tfship serve: serving")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

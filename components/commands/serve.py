@@ -57,11 +57,13 @@ def main(args: argparse.Namespace) -> int:
         faults=tuple(Fault.parse(text) for text in args.inject_fault),
     )
     handle = start_server(config)
-    print(f"tfship serve: serving {config.repo} on gRPC {handle.grpc_address}, REST {handle.rest_url or 'off'}",
-          flush=True)
+    # The handlers go in before the "serving" line: a supervisor that stops the server as soon as it
+    # reads that line must get a clean shutdown, not a kill.
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    print(f"tfship serve: serving {config.repo} on gRPC {handle.grpc_address}, REST {handle.rest_url or 'off'}",
+          flush=True)
     try:
         while not stop.wait(0.5):
             pass
