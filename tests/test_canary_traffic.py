@@ -177,3 +177,26 @@ def test_a_glob_matching_nothing_and_a_rest_target_are_refused(server: Any, tmp_
     with pytest.raises(ConfigError, match="--traffic replays logged requests over gRPC"):
         canary(server.rest_url, "m", "", traffic=str(tmp_path / "x.tfrecord"))
     assert not os.listdir(tmp_path)
+
+
+def test_the_chains_canary_uses_the_newest_logged_traffic_when_there_is_any(tmp_path: Path) -> None:
+    from tfship import chain, local_runner
+    from tfship.serving.request_log import LogSettings, RequestLogger
+
+    config = chain.ChainConfig(data=str(tmp_path / "d.csv"), schema=str(tmp_path / "s.yaml"),
+                               runs_root=str(tmp_path / "runs"), repo=str(tmp_path / "repo"), name="m")
+    plan = chain.plan_run(config, "r1", (1, 2), 1)
+    said: list[str] = []
+    args = local_runner.canary_args(config, plan, "grpc://127.0.0.1:8500", said.append)
+    assert args[args.index("--examples") + 1] == chain.examples_path(config, plan) and "--traffic" not in args
+    assert "input: data rows" in said[-1]
+
+    logger = RequestLogger(LogSettings(local_runner.request_log_prefix(config), 1.0))
+    logger.write(prediction_log_pb2.PredictionLog.FromString(good_record()))
+    # a file still being written is not traffic yet
+    assert "--traffic" not in local_runner.canary_args(config, plan, "grpc://127.0.0.1:8500", said.append)
+    logger.close()
+    args = local_runner.canary_args(config, plan, "grpc://127.0.0.1:8500", said.append)
+    assert "--examples" not in args
+    assert args[args.index("--traffic") + 1] == str(tmp_path / "repo" / "request-logs" / "m-*.tfrecord")
+    assert said[-1] == f"  [canary] input: logged traffic {args[args.index('--traffic') + 1]}"

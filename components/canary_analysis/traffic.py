@@ -75,17 +75,6 @@ def traffic_files(pattern: str) -> list[str]:
     return files
 
 
-def newest_traffic(prefix: str) -> str | None:
-    """The glob of the finished request logs of `prefix`, or None when there are none yet.
-
-    The chain's canary uses it; `read_traffic` reads the newest files first, so the requests the
-    canary sends are the newest users sent.
-    """
-    from tfship.serving.request_log import LOG_SUFFIX, finished_files
-
-    return glob.escape(prefix) + "-*" + LOG_SUFFIX if finished_files(prefix) else None
-
-
 def _split_predict(request: Any, source: str) -> Iterator[Any]:
     from tensorflow_serving.apis import predict_pb2
 

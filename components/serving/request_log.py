@@ -103,6 +103,16 @@ def finished_files(prefix: str) -> list[str]:
     return sorted(glob.glob(glob.escape(prefix) + "-*" + LOG_SUFFIX))
 
 
+def traffic_glob(prefix: str) -> str | None:
+    """The glob of the finished log files of `prefix` (what `tfship canary --traffic` takes), or None.
+
+    None when there are none yet. The canary reads the newest files first.
+    """
+    import glob
+
+    return glob.escape(prefix) + "-*" + LOG_SUFFIX if finished_files(prefix) else None
+
+
 class RequestLogger:
     """Writes sampled PredictionLog records for one filename prefix, rotating files by size.
 
