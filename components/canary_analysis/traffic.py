@@ -120,33 +120,19 @@ def _split_examples(request: Any, source: str) -> Iterator[Any]:
 
 
 def _from_prediction_logs(path: str) -> Iterator[LoggedRequest]:
-    import tensorflow as tf
-    from google.protobuf.message import DecodeError
-    from tensorflow_serving.apis import prediction_log_pb2
+    from tfship.serving.request_log import read_records
 
-    number = 0
-    try:
-        for number, data in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1):
-            source = f"{path}, record {number}"
-            try:
-                record = prediction_log_pb2.PredictionLog.FromString(data)
-            except DecodeError as error:
-                raise DataError(f"{source}: not a PredictionLog ({error}).") from None
-            kind = record.WhichOneof("log_type")
-            if kind not in _LOG_TYPES:
-                raise DataError(
-                    f"{source}: log_type {kind!r} cannot be replayed. Expected predict_log, classify_log or regress_log."
-                )
-            request = getattr(record, kind).request
-            api = _LOG_TYPES[kind]
-            split = _split_predict(request, source) if api == PREDICT else _split_examples(request, source)
-            for single in split:
-                yield LoggedRequest(api, request.model_spec.signature_name, single, source)
-    except tf.errors.OpError as error:
-        raise DataError(
-            f"{path}, record {number + 1}: not a readable TFRecord ({error.message.splitlines()[0]}). "
-            "Expected PredictionLog TFRecords, or JSON lines in a file ending .jsonl."
-        ) from None
+    for source, record in read_records(path):
+        kind = record.WhichOneof("log_type")
+        if kind not in _LOG_TYPES:
+            raise DataError(
+                f"{source}: log_type {kind!r} cannot be replayed. Expected predict_log, classify_log or regress_log."
+            )
+        request = getattr(record, kind).request
+        api = _LOG_TYPES[kind]
+        split = _split_predict(request, source) if api == PREDICT else _split_examples(request, source)
+        for single in split:
+            yield LoggedRequest(api, request.model_spec.signature_name, single, source)
 
 
 def _event_body(line: str, source: str) -> dict[str, Any] | None:

@@ -14,13 +14,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="version to write (default: the next integer above the existing versions)")
     parser.add_argument("--warmup-rows", type=int, default=DEFAULT_WARMUP_ROWS,
                         help=f"held-out rows turned into warm-up requests; 0 = none (default {DEFAULT_WARMUP_ROWS})")
+    parser.add_argument("--warmup-traffic", default="", metavar="GLOB",
+                        help="warm up on users' requests instead: a sample of up to 1000 requests from these "
+                             "tfship serve request logs (DIR/<model>-*.tfrecord)")
 
 
 def main(args: argparse.Namespace) -> int:
     from tfship.exporting import ExportConfig, run_export
 
     config = ExportConfig(job_dir=args.job_dir, export_dir=args.export_dir, version=args.version,
-                          warmup_rows=args.warmup_rows)
+                          warmup_rows=args.warmup_rows, warmup_traffic=args.warmup_traffic)
     result = run_export(config)
     signatures = ", ".join(f"{name} ({method.rsplit('/', 1)[-1]})" for name, method in result.signatures.items())
     print(f"exported version {result.version} to {result.path} in {result.duration_s:.1f} s")

@@ -29,12 +29,12 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tfship import storage
-from tfship.errors import ConfigError
+from tfship.errors import ConfigError, DataError
 
 log = logging.getLogger("tfship.serve")
 
@@ -222,6 +222,30 @@ class RequestLogs:
 
 
 # ---- records -----------------------------------------------------------------------------------
+
+
+def read_records(path: str) -> Iterator[tuple[str, Any]]:
+    """(`path, record N`, PredictionLog) for each record of a TFRecord file, N from 1.
+
+    A record that is not a PredictionLog, or a file that is not a readable TFRecord (truncated,
+    corrupt), is a DataError naming the file and the record number.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    number = 0
+    try:
+        for number, data in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1):
+            try:
+                yield f"{path}, record {number}", prediction_log_pb2.PredictionLog.FromString(data)
+            except DecodeError as error:
+                raise DataError(f"{path}, record {number}: not a PredictionLog ({error}).") from None
+    except tf.errors.OpError as error:
+        raise DataError(
+            f"{path}, record {number + 1}: not a readable TFRecord ({error.message.splitlines()[0]}). "
+            "Expected PredictionLog TFRecords, or JSON lines in a file ending .jsonl."
+        ) from None
 
 
 def _metadata(record: Any, name: str, version: int, signature: str, rate: float) -> None:
