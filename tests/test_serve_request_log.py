@@ -158,3 +158,14 @@ def test_without_request_logging_nothing_is_written(tmp_path: Path, tf_serving_t
                request_log_rate=0.0) as server:
         assert np.allclose(rest_predict(server, 2.0), [3.0])
     assert not (tmp_path / "logs").exists() or not os.listdir(tmp_path / "logs")
+
+
+def test_a_log_that_cannot_be_written_never_fails_the_request(tmp_path: Path, tf_serving_testdata: Path) -> None:
+    repo = make_repo(tmp_path / "repo", tf_serving_testdata)
+    logs = tmp_path / "logs"
+    with serve(repo, grpc_port=0, rest_port=0, poll_seconds=0, request_log_dir=str(logs), request_log_rate=1.0) as server:
+        logs.rmdir()
+        logs.write_text("a file where the log directory was")
+        assert rest_predict(server, 2.0) == [3.0]
+        assert rest_predict(server, 4.0) == [4.0]
+    assert logs.read_text() == "a file where the log directory was"

@@ -133,6 +133,7 @@ class RequestLogger:
         self._bytes = 0
         self._sequence = 0
         self._closed = False
+        self._last_error = ""
         directory = os.path.dirname(settings.filename_prefix)
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -163,17 +164,29 @@ class RequestLogger:
         log.info("request log %s finished (%d bytes)", self._final, self._bytes)
 
     def write(self, record: Any) -> None:
-        """Append one PredictionLog; finish the file when it reaches the size limit."""
+        """Append one PredictionLog; finish the file when it reaches the size limit.
+
+        A log that cannot be written (disk full, directory gone) never fails the request it
+        records: the error is logged once per distinct message and the record dropped.
+        """
+        import tensorflow as tf
+
         data = record.SerializeToString()
         with self._lock:
             if self._closed:
                 return  # a request that ends while the server stops is not logged
-            if self._writer is None:
-                self._open()
-            self._writer.write(data)
-            self._bytes += len(data) + _RECORD_FRAMING_BYTES
-            if self._bytes >= self._max_file_bytes:
-                self._finish()
+            try:
+                if self._writer is None:
+                    self._open()
+                self._writer.write(data)
+                self._bytes += len(data) + _RECORD_FRAMING_BYTES
+                if self._bytes >= self._max_file_bytes:
+                    self._finish()
+            except (OSError, tf.errors.OpError) as error:
+                self._writer = None
+                if str(error) != self._last_error:
+                    log.error("request log %s: record dropped: %s", self.settings.filename_prefix, error)
+                    self._last_error = str(error)
 
     def close(self) -> None:
         """Finish the current file; later writes are dropped. Idempotent."""
@@ -197,6 +210,7 @@ class RequestLogs:
         self._lock = threading.Lock()
 
     def settings_for(self, name: str, configured: LogSettings | None) -> LogSettings | None:
+        """Model `name`'s own settings, else the `--request-log-dir` shortcut's, else None."""
         if configured is not None:
             return configured
         if self._default_dir:
