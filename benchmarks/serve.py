@@ -41,10 +41,11 @@ def make_repo(root: Path) -> str:
     return str(root)
 
 
-def start_server(repo: str) -> tuple[subprocess.Popen, str, str]:
+def start_server(repo: str, *options: str) -> tuple[subprocess.Popen, str, str]:
+    """Start `tfship serve` (plus `options`) on free ports; returns (process, gRPC target, REST URL)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tfship.cli", "serve", "--repo", repo, "--grpc-port", "0", "--rest-port", "0",
-         "--poll-seconds", "0"],
+         "--poll-seconds", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = process.stdout.readline()

@@ -50,6 +50,8 @@ class ExportConfig:
         export_dir: where version directories go (local or gs://); created if absent.
         version: the version to write; default (None) the next integer above the existing ones.
         warmup_rows: held-out rows turned into warm-up requests (0 = no warm-up file).
+        warmup_traffic: instead, a glob of `tfship serve` request logs: up to 1000 logged requests
+            (TF Serving's limit) become the warm-up records (`tfship.warmup.records_from_traffic`).
         allow_model_change: run the job's `--model` even if its source file changed since
             training (by default export refuses: a job directory names code that export runs).
     """
@@ -58,6 +60,7 @@ class ExportConfig:
     export_dir: str
     version: int | None = None
     warmup_rows: int = DEFAULT_WARMUP_ROWS
+    warmup_traffic: str = ""
     allow_model_change: bool = False
 
     def __post_init__(self) -> None:
@@ -138,7 +141,7 @@ def export_job(job: Any, config: ExportConfig) -> ExportResult:
     target = storage.join(config.export_dir, str(version))
     staging = _staging_dir(config.export_dir, version)
     try:
-        signatures, records = _write_savedmodel(job, staging, config.warmup_rows)
+        signatures, records = _write_savedmodel(job, staging, config.warmup_rows, config.warmup_traffic)
         metadata = _metadata(job, version, signatures, records)
         storage.write_text(os.path.join(staging, METADATA_FILE), json.dumps(metadata, indent=2, sort_keys=True))
         _finalize(staging, target)
@@ -155,7 +158,7 @@ def _staging_dir(export_dir: str, version: int) -> str:
     return os.path.join(export_dir, prefix + uuid.uuid4().hex[:12])
 
 
-def _write_savedmodel(job: Any, staging: str, warmup_rows: int) -> tuple[dict[str, str], int]:
+def _write_savedmodel(job: Any, staging: str, warmup_rows: int, warmup_traffic: str) -> tuple[dict[str, str], int]:
     """Save, fix method names, write warm-up records, then load and replay as TF Serving would."""
     import tensorflow as tf
     from tfship import warmup
@@ -169,7 +172,10 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int) -> tuple[dict[st
     input_names = {graph_name(name): name for name in schema.features if graph_name(name) != name}
     set_signature_names(staging, module.method_names(), {SERVING_DEFAULT: input_names})
     records = []
-    if warmup_rows:
+    if warmup_traffic:
+        records = warmup.records_from_traffic(warmup_traffic)
+        warmup.write_warmup_file(staging, records)
+    elif warmup_rows:
         rows = job.heldout_rows(warmup_rows)
         if rows:
             records = warmup.build_records(

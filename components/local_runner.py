@@ -35,6 +35,8 @@ Echo = Callable[[str], None]
 # How many data rows become the canary's and validate's examples when the user gives none.
 EXAMPLE_ROWS = 64
 SERVER_START_TIMEOUT_S = 120.0
+# Under the repository: production's `tfship serve --request-log-dir`, read by the chain's canary.
+REQUEST_LOG_DIR = "request-logs"
 
 
 class StepFailed(TfshipError):
@@ -314,17 +316,43 @@ def local_server(config: chain.ChainConfig, plan_: chain.RunPlan, *,
         log.close()
 
 
+def request_log_prefix(config: chain.ChainConfig) -> str:
+    """Where production's request logs of the model are looked for: `<repo>/request-logs/<name>`.
+
+    That is what `tfship serve --request-log-dir <repo>/request-logs` writes. Request logs are
+    local files, so a gs:// repository has none here.
+    """
+    return os.path.join(config.repo, REQUEST_LOG_DIR, config.name)
+
+
+def canary_args(config: chain.ChainConfig, plan_: chain.RunPlan, target: str, echo: Echo = _print) -> list[str]:
+    """The canary's arguments: the newest logged traffic of the model when there is any, else the data rows.
+
+    The canary's report records which (`input`: "traffic <glob>" or "examples <file>").
+    """
+    from tfship.serving.request_log import traffic_glob
+
+    args = chain.step_args("canary", config, plan_, target=target)
+    logged = None if storage.is_gcs(config.repo) else traffic_glob(request_log_prefix(config))
+    if logged is None:
+        echo(f"  [canary] input: data rows ({chain.examples_path(config, plan_)}); no request logs under "
+             f"{request_log_prefix(config)}")
+        return args
+    at = args.index("--examples")
+    echo(f"  [canary] input: logged traffic {logged}")
+    return [*args[:at], "--traffic", logged, *args[at + 2:]]
+
+
 def run_canary(config: chain.ChainConfig, plan_: chain.RunPlan, *, target: str = "",
                echo: Echo = _print) -> tuple[str, StepResult]:
     """The canary step: against `target`, or against a local server started for it."""
     step = chain.STEPS["canary"]
     if target:
-        result = run_step(step, chain.step_args("canary", config, plan_, target=target),
-                          echo=echo, raise_on_failure=False)
+        result = run_step(step, canary_args(config, plan_, target, echo), echo=echo, raise_on_failure=False)
     else:
         with local_server(config, plan_, echo=echo) as server:
-            result = run_step(step, chain.step_args("canary", config, plan_, target=server.target),
-                              echo=echo, raise_on_failure=False)
+            result = run_step(step, canary_args(config, plan_, server.target, echo), echo=echo,
+                              raise_on_failure=False)
     if result.exit_code not in (0, 1):
         raise StepFailed("canary", result.exit_code, result.attempts)
     return chain.verdict_from_exit_code(result.exit_code), result

@@ -136,6 +136,56 @@ def replay(model: SessionModel, log: Any) -> str:
     return f"{kind.removesuffix('_log')} " + ", ".join(s for s, _ in tasks)
 
 
+def records_from_traffic(pattern: str, limit: int = MAX_WARMUP_RECORDS, seed: int = 0) -> list[Any]:
+    """Up to `limit` logged requests from the PredictionLog files `pattern` matches, as warm-up records.
+
+    A new version then warms up on what users send (their batch sizes, their signatures), not
+    on held-out rows. The records are a uniform sample (reservoir, seeded: the same logs give the
+    same file) of the predict, classify and regress requests logged; responses, log metadata and
+    the model name and version are dropped, as TF Serving's warm-up ignores them. At most
+    `MAX_WARMUP_RECORDS`, TF Serving's limit.
+
+    Raises:
+        DataError: nothing matches, a record is unreadable (file and record named), or the logs
+            hold no request that can warm a model up.
+    """
+    import glob
+    import random
+
+    from tfship.errors import DataError
+    from tfship.serving.request_log import read_records
+
+    limit = min(limit, MAX_WARMUP_RECORDS)
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise DataError(f"--warmup-traffic {pattern}: no file matches. Expected tfship serve's request logs "
+                        "(DIR/<model>-*.tfrecord).")
+    chooser = random.Random(seed)
+    sample: list[Any] = []
+    seen = 0
+    for path in files:
+        for _source, record in read_records(path):
+            kind = record.WhichOneof("log_type")
+            if kind not in ("predict_log", "classify_log", "regress_log"):
+                continue
+            seen += 1
+            slot = len(sample) if len(sample) < limit else chooser.randrange(seen)
+            if slot < limit:
+                request = getattr(record, kind).request
+                spec = request.model_spec
+                spec.ClearField("name")
+                spec.ClearField("version_choice")
+                kept = type(record)()
+                getattr(kept, kind).request.CopyFrom(request)
+                if slot == len(sample):
+                    sample.append(kept)
+                else:
+                    sample[slot] = kept
+    if not sample:
+        raise DataError(f"--warmup-traffic {pattern}: the logs hold no predict, classify or regress request.")
+    return sample
+
+
 def build_records(
     rows: Sequence[dict[str, Any]],
     features: dict[str, str],

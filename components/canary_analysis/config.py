@@ -70,6 +70,9 @@ class CanaryConfig:
         name: the model name.
         examples: JSONL (one object per line mapping input names to values, e.g. {"x": [1.5]}) or
             CSV with a header; local or gs://. Requests cycle through the rows.
+        traffic: instead of `examples`, a glob of logged requests to replay (PredictionLog
+            TFRecords from `tfship serve --request-log-dir`, or KServe logger JSON lines), each on
+            its own API and signature; gRPC targets only (see `tfship.canary_analysis.traffic`).
         candidate, baseline: version labels or numbers (default `canary` vs `stable`).
         requests: paired requests to send (each goes to both versions). Default 500.
         concurrency: pairs in flight at once. Default 8.
@@ -90,7 +93,8 @@ class CanaryConfig:
 
     target: str
     name: str
-    examples: str
+    examples: str = ""
+    traffic: str = ""
     candidate: str = "canary"
     baseline: str = "stable"
     requests: int = 500
@@ -110,8 +114,16 @@ class CanaryConfig:
 
         Target.parse(self.target)
         check_model_name(self.name)
-        if not self.examples:
-            raise ConfigError("Invalid value for argument `--examples`: it is empty. Expected a JSONL or CSV file.")
+        if bool(self.examples) == bool(self.traffic):
+            raise ConfigError(
+                "Pass exactly one of --examples (a JSONL or CSV file of rows) and --traffic (a glob of logged "
+                f"requests). Received: examples={self.examples!r}, traffic={self.traffic!r}."
+            )
+        if self.traffic and Target.parse(self.target).scheme != "grpc":
+            raise ConfigError(
+                f"--traffic replays logged requests over gRPC; --target {self.target} is REST. "
+                "Pass the server's grpc://host:port."
+            )
         candidate = VersionRef.parse(self.candidate, "--candidate")
         baseline = VersionRef.parse(self.baseline, "--baseline")
         if candidate == baseline:

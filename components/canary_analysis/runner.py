@@ -3,9 +3,10 @@
 Order of a run, each step failing with one clear line before anything is promoted:
 1. Read the examples; resolve baseline and candidate through GetModelMetadata (a label the server
    does not know, or an endpoint that does not answer, is an `EndpointError`).
-2. Fit the examples to the baseline's signature and send the first one to the baseline (examples
-   that do not match the signature are a `DataError`, not 500 failed requests). A candidate whose
-   signature lost an input or output the baseline has FAILs without traffic.
+2. Fit the examples to the baseline's signature, or read the logged traffic (`--traffic`: each
+   request keeps its API and signature, see `traffic`), and send the first request to the
+   baseline (input that does not match the signature is a `DataError`, not 500 failed requests).
+   A candidate whose signature lost an input or output the baseline has FAILs without traffic.
 3. Send `requests` pairs (`collect`), compute the metrics, judge them (`judge.decide`).
 4. With `promote`: PASS moves `stable` to the candidate version; FAIL removes the candidate's
    label (automatic rollback); NODATA and errors change nothing. Then write the reports.
@@ -16,15 +17,19 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tfship.canary_analysis import metrics as metrics_module
+from tfship.canary_analysis import traffic
 from tfship.canary_analysis.client import SERVER_FAILURE_CODES, ResolvedModel, make_client
 from tfship.canary_analysis.collect import collect
 from tfship.canary_analysis.config import CanaryConfig
-from tfship.canary_analysis.examples import fit_examples, read_examples
+from tfship.canary_analysis.examples import Row, fit_examples, read_examples
 from tfship.canary_analysis.judge import FAIL, PASS, MetricResult, Verdict, decide
+from tfship.canary_analysis.metrics import Observation
+from tfship.canary_analysis.traffic import TrafficSender
 from tfship.canary_analysis.report import public, write_reports
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, DataError, EndpointError
 
@@ -100,11 +105,61 @@ def _act(config: CanaryConfig, verdict: str, candidate: ResolvedModel) -> str:
     return f"none ({verdict}: labels unchanged)"
 
 
+@dataclass(frozen=True)
+class _Requests:
+    """The paired requests of a run: per side, the prepared requests; how to send one; the outputs judged."""
+
+    prepared: dict[str, list[Any]]
+    send: Callable[[Any, float], Observation]
+    output_dtypes: dict[str, str]
+    problem: str | None  # the candidate's signature cannot answer them: FAIL without traffic
+    source: str  # "examples <file>" or "traffic <glob>", for messages and the report
+
+
+def _example_requests(config: CanaryConfig, rows: list[Row], client: Any, baseline: ResolvedModel,
+                      candidate: ResolvedModel) -> _Requests:
+    """The example rows, fitted to the baseline's `config.signature`, as Predict requests."""
+    signature = baseline.signatures.get(config.signature)
+    if signature is None:
+        raise DataError(
+            f"--signature {config.signature!r}: the baseline (version {baseline.version}) has no such "
+            f"signature. Expected one of {sorted(baseline.signatures)}."
+        )
+    examples = fit_examples(rows, signature, config.examples)
+    output_dtypes = {name: spec.dtype for name, spec in signature.outputs.items()}
+    prepared = {
+        side: [client.prepare(config.name, model.ref, config.signature, e, output_dtypes) for e in examples]
+        for side, model in (("baseline", baseline), ("candidate", candidate))
+    }
+    problem = _incompatibility(signature, candidate.signatures.get(config.signature))
+    if problem is not None:
+        problem = f"signature {config.signature!r}: {problem}"
+    return _Requests(prepared, client.send, output_dtypes, problem, f"examples {config.examples}")
+
+
+def _traffic_requests(config: CanaryConfig, sender: TrafficSender, baseline: ResolvedModel,
+                      candidate: ResolvedModel) -> _Requests:
+    """The logged requests of `config.traffic`, each kept on its API and signature."""
+    logged = traffic.read_traffic(config.traffic, baseline.signatures)
+    output_dtypes = traffic.output_dtypes(logged, baseline.signatures)
+    problems = [
+        f"signature {name!r}: {problem}"
+        for name in sorted({item.signature or "serving_default" for item in logged})
+        if (problem := _incompatibility(baseline.signatures[name], candidate.signatures.get(name)))
+    ]
+    prepared = {
+        side: [traffic.aimed(item, config.name, model.ref) for item in logged]
+        for side, model in (("baseline", baseline), ("candidate", candidate))
+    }
+    return _Requests(prepared, sender.send, output_dtypes, "; ".join(problems) or None, f"traffic {config.traffic}")
+
+
 def run_canary(config: CanaryConfig) -> CanaryResult:
     """Run one canary (see the module docstring); raises TfshipError on bad input or a dead endpoint."""
     started = time.monotonic()
-    rows = read_examples(config.examples)
+    rows = read_examples(config.examples) if config.examples else []  # a bad file fails before any request
     client = make_client(config.target_ref)
+    sender = traffic.TrafficSender(config.target_ref.address) if config.traffic else None
     try:
         baseline = client.resolve(config.name, config.baseline_ref, config.deadline_s, "--baseline")
         candidate = client.resolve(config.name, config.candidate_ref, config.deadline_s, "--candidate")
@@ -113,21 +168,13 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
                 f"--candidate {config.candidate} and --baseline {config.baseline} are both version "
                 f"{baseline.version} of {config.name!r}: there is nothing to compare."
             )
-        signature = baseline.signatures.get(config.signature)
-        if signature is None:
-            raise DataError(
-                f"--signature {config.signature!r}: the baseline (version {baseline.version}) has no such "
-                f"signature. Expected one of {sorted(baseline.signatures)}."
-            )
-        examples = fit_examples(rows, signature, config.examples)
-        output_dtypes = {name: spec.dtype for name, spec in signature.outputs.items()}
-        prepared = {
-            side: [client.prepare(config.name, model.ref, config.signature, e, output_dtypes) for e in examples]
-            for side, model in (("baseline", baseline), ("candidate", candidate))
-        }
-        problem = _incompatibility(signature, candidate.signatures.get(config.signature))
+        if sender is not None:
+            requests = _traffic_requests(config, sender, baseline, candidate)
+        else:
+            requests = _example_requests(config, rows, client, baseline, candidate)
+        prepared, output_dtypes, problem = requests.prepared, requests.output_dtypes, requests.problem
         if problem is None:
-            first = client.send(prepared["baseline"][0], config.deadline_s)
+            first = requests.send(prepared["baseline"][0], config.deadline_s)
             if not first.ok:
                 if first.code in SERVER_FAILURE_CODES:  # the server failed: the example is not to blame
                     raise EndpointError(
@@ -135,18 +182,18 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
                         f"{baseline.version}): {first.code}: {first.message}"
                     )
                 raise DataError(
-                    f"The baseline (version {baseline.version}) rejects the first example of {config.examples}: "
+                    f"The baseline (version {baseline.version}) rejects the first request of {requests.source}: "
                     f"{first.code}: {first.message}"
                 )
 
-            def sender(side: str):
-                return lambda i: client.send(prepared[side][i % len(examples)], config.deadline_s)
+            def sender_for(side: str):
+                return lambda i: requests.send(prepared[side][i % len(prepared[side])], config.deadline_s)
 
             if config.warmup_requests:  # not measured: see CanaryConfig.warmup_requests
-                collect(sender("baseline"), sender("candidate"), config.warmup_requests, config.concurrency,
+                collect(sender_for("baseline"), sender_for("candidate"), config.warmup_requests, config.concurrency,
                         abort_after=config.abort_after, seed=config.seed)
             collection = collect(
-                sender("baseline"), sender("candidate"), config.requests, config.concurrency,
+                sender_for("baseline"), sender_for("candidate"), config.requests, config.concurrency,
                 abort_after=config.abort_after, seed=config.seed,
             )
             results, summary = metrics_module.compute(
@@ -156,17 +203,20 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
             aborted, seconds = collection.aborted, collection.seconds
         else:
             results, summary = [], metrics_module.compute([], [], {}, config.judge)[1]
-            verdict = Verdict(FAIL, 0.0, (f"signature {config.signature!r} is incompatible: {problem}",))
+            verdict = Verdict(FAIL, 0.0, (f"the candidate is incompatible: {problem}",))
             aborted, seconds = None, 0.0
     finally:
         client.close()
+        if sender is not None:
+            sender.close()
 
     try:
         action = _act(config, verdict.verdict, candidate)
         failure = None
     except Exception as error:  # record it in the report, then let it fail the step
         action, failure = f"failed: {error}", error
-    report = _report(config, verdict, results, summary, baseline, candidate, aborted, seconds, action, started)
+    report = _report(config, verdict, results, summary, baseline, candidate, aborted, seconds, action, started,
+                     requests.source)
     paths = write_reports(report, config.report_dir) if config.report_dir else {}
     if failure is not None:
         raise failure
@@ -181,7 +231,7 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
 def _report(
     config: CanaryConfig, verdict: Verdict, results: list[MetricResult], summary: dict[str, Any],
     baseline: ResolvedModel, candidate: ResolvedModel, aborted: str | None, seconds: float,
-    action: str, started: float,
+    action: str, started: float, source: str,
 ) -> dict[str, Any]:
     import dataclasses
 
@@ -216,6 +266,7 @@ def _report(
         },
         "action": action,
         "examples": config.examples,
+        "input": source,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": time.monotonic() - started,
         "_latency": summary.get("latency", {}),

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", default="",
                         help='rows to send: JSONL (one object per line, e.g. {"x": [1.5]}) or CSV with a header '
                              "(required without --prometheus)")
+    parser.add_argument("--traffic", default="", metavar="GLOB",
+                        help="replay logged requests instead of --examples: PredictionLog TFRecords "
+                             "(tfship serve --request-log-dir) or KServe logger JSON lines (*.jsonl); gRPC targets")
     parser.add_argument("--requests", type=int, default=500, help="paired requests to send (default 500)")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once (default 8)")
     parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every request, seconds (default 10)")
@@ -46,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     if args.prometheus:
         return _live(args)
     config = CanaryConfig(
-        target=args.target, name=args.name, examples=args.examples, candidate=args.candidate,
+        target=args.target, name=args.name, examples=args.examples, traffic=args.traffic, candidate=args.candidate,
         baseline=args.baseline, requests=args.requests, concurrency=args.concurrency,
         deadline_s=args.deadline, signature=args.signature, promote=args.promote, repo=args.repo,
         report_dir=args.report_dir, judge=load_judge_config(args.judge_config or None), seed=args.seed,

@@ -13,6 +13,7 @@ from tfship.serving.config import (
     DEFAULT_REST_PORT,
     DEFAULT_REST_TIMEOUT_S,
 )
+from tfship.serving.request_log import DEFAULT_RATE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest-timeout", type=int, default=DEFAULT_REST_TIMEOUT_S, metavar="SECONDS",
                         help="close a REST connection idle or stalled mid-request this long "
                              f"(default {DEFAULT_REST_TIMEOUT_S})")
+    parser.add_argument("--request-log-dir", metavar="DIR",
+                        help="log sampled requests and responses of every model without its own logging_config "
+                             "to DIR/<model>-*.tfrecord (PredictionLog TFRecords, TF Serving's request log records)")
+    parser.add_argument("--request-log-rate", type=float, default=DEFAULT_RATE, metavar="SHARE",
+                        help=f"share of successful requests logged under --request-log-dir (default {DEFAULT_RATE})")
     parser.add_argument("--inject-fault", action="append", default=[], metavar="MODEL/VERSION:latency=S,error_rate=P",
                         help="TESTS ONLY: slow down or fail some inference calls of one version (repeatable)")
 
@@ -54,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
         workers=args.workers,
         rest_max_body_bytes=args.rest_max_body_bytes,
         rest_timeout_s=args.rest_timeout,
+        request_log_dir=args.request_log_dir,
+        request_log_rate=args.request_log_rate,
         faults=tuple(Fault.parse(text) for text in args.inject_fault),
     )
     handle = start_server(config)

@@ -8,7 +8,8 @@ the embedded chain, development and tests (see docs/serve-canary.md)::
         print(server.grpc_address, server.rest_url)
 
 Modules, one job each: `config` (ServeConfig, Fault), `plan` (what to serve, pure), `manager`
-(load / label / unload), `inference` (Predict, Classify, Regress, metadata), `tensors` and
+(load / label / unload), `inference` (Predict, Classify, Regress, metadata), `request_log`
+(sampled PredictionLog files), `tensors` and
 `rest_json` (wire formats), `grpc_api` and `rest_api` (transports), `server` (start and stop).
 Names are resolved lazily: importing this package does not import gRPC or TensorFlow.
 """

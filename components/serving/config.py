@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from tfship import storage
 from tfship.errors import ConfigError
+from tfship.serving.request_log import DEFAULT_MAX_FILE_BYTES, DEFAULT_RATE, LogSettings
 
 # TF Serving's defaults: gRPC on 8500, REST on 8501.
 DEFAULT_GRPC_PORT = 8500
@@ -109,6 +110,10 @@ class ServeConfig:
         rest_timeout_s: a REST connection idle (or stalled mid-request) this many seconds is
             closed. Default 30.
         cache_dir: where gs:// versions are downloaded (default: tfship's local cache).
+        request_log_dir: log sampled requests of every model without its own `logging_config` to
+            `<dir>/<model>-*.tfrecord` (PredictionLog records, see `tfship.serving.request_log`).
+        request_log_rate: the share of successful requests logged under `request_log_dir`.
+        request_log_max_bytes: a request log file is finished and a new one begun at this size.
         faults: test-only fault injection, see `Fault`.
     """
 
@@ -122,6 +127,9 @@ class ServeConfig:
     rest_max_body_bytes: int = DEFAULT_REST_MAX_BODY_BYTES
     rest_timeout_s: int = DEFAULT_REST_TIMEOUT_S
     cache_dir: str | None = None
+    request_log_dir: str | None = None
+    request_log_rate: float = DEFAULT_RATE
+    request_log_max_bytes: int = DEFAULT_MAX_FILE_BYTES
     faults: tuple[Fault, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -150,6 +158,18 @@ class ServeConfig:
             raise ConfigError(
                 f"Invalid value for argument `rest_timeout_s`. Received: rest_timeout_s={self.rest_timeout_s!r}. "
                 "Expected 1-86400 seconds."
+            )
+        if not 0 <= self.request_log_rate <= 1:
+            raise ConfigError(
+                f"Invalid value for argument `request_log_rate`. Received: request_log_rate={self.request_log_rate!r}. "
+                "Expected a share of requests, 0-1."
+            )
+        if self.request_log_dir:
+            LogSettings(self.request_log_dir, self.request_log_rate)  # refuses a gs:// directory
+        if not isinstance(self.request_log_max_bytes, int) or self.request_log_max_bytes < 1:
+            raise ConfigError(
+                "Invalid value for argument `request_log_max_bytes`. Received: "
+                f"request_log_max_bytes={self.request_log_max_bytes!r}. Expected a positive number of bytes."
             )
         if not isinstance(self.faults, tuple):
             object.__setattr__(self, "faults", tuple(self.faults))

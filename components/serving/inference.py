@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
 
 from tfship.errors import RequestError
 from tfship.serving.metrics import record_request
+from tfship.serving.request_log import example_record, predict_record
 from tfship.serving.servable import Servable
 from tfship.serving.status import ServingStatus, code_name, invalid_argument
 from tfship.serving.tensors import dtype_enum, dtype_string, from_numpy, to_numpy
@@ -109,11 +110,26 @@ def run_predict(
 ) -> tuple[str, dict[str, np.ndarray]]:
     """RunPredict on numpy inputs; returns (the signature used, alias -> output array).
 
-    Counted and timed in the server's metrics (`tfship.serving.metrics`), as every Classify and
-    Regress is: both transports come through here.
+    Counted and timed in the server's metrics (`tfship.serving.metrics`), and logged when the
+    version's request log samples it, as every Classify and Regress is: both transports come
+    through here.
     """
     with record_request(servable.name, servable.version, "Predict"):
-        return _run_predict(servable, signature_name, inputs, output_filter, deadline)
+        name, outputs = _run_predict(servable, signature_name, inputs, output_filter, deadline)
+    logger = servable.request_log
+    if logger is not None and logger.sampled():
+        logger.write(predict_record(
+            servable.name, servable.version, name, logger.settings.sampling_rate, inputs, outputs, tuple(output_filter),
+        ))
+    return name, outputs
+
+
+def _log_examples(servable: Servable, kind: str, request: Any, response: Any) -> Any:
+    """Log a successful Classify/Regress call when sampled; returns `response`."""
+    logger = servable.request_log
+    if logger is not None and logger.sampled():
+        logger.write(example_record(kind, servable.name, servable.version, logger.settings.sampling_rate, request, response))
+    return response
 
 
 def _run_predict(
@@ -215,7 +231,8 @@ def _example_signature(servable: Servable, signature_name: str, method: str, wha
 def classify(servable: Servable, request: Any, deadline: float | None = None) -> Any:
     """The ClassificationResponse for a ClassificationRequest (counted in the server's metrics)."""
     with record_request(servable.name, servable.version, "Classify"):
-        return _classify(servable, request, deadline)
+        response = _classify(servable, request, deadline)
+    return _log_examples(servable, "classify_log", request, response)
 
 
 def _classify(servable: Servable, request: Any, deadline: float | None) -> Any:
@@ -267,7 +284,8 @@ def _classify(servable: Servable, request: Any, deadline: float | None) -> Any:
 def regress(servable: Servable, request: Any, deadline: float | None = None) -> Any:
     """The RegressionResponse for a RegressionRequest (counted in the server's metrics)."""
     with record_request(servable.name, servable.version, "Regress"):
-        return _regress(servable, request, deadline)
+        response = _regress(servable, request, deadline)
+    return _log_examples(servable, "regress_log", request, response)
 
 
 def _regress(servable: Servable, request: Any, deadline: float | None) -> Any:

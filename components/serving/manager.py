@@ -27,6 +27,7 @@ from tfship.errors import ConfigError, TfshipError
 from tfship.serving.config import ServeConfig
 from tfship.serving.inference import replay_warmup
 from tfship.serving.plan import ModelPlan, model_plans, next_labels, version_directories, wanted_versions
+from tfship.serving.request_log import LogSettings, RequestLogs
 from tfship.serving.servable import Servable
 from tfship.serving.status import ServingStatus, invalid_argument, not_found
 
@@ -74,6 +75,7 @@ class ModelManager:
         self._last_config: bytes | None = None
         self._last_error: str | None = None
         self._missing_reported: set[tuple[str, int]] = set()
+        self._request_logs = RequestLogs(config.request_log_dir, config.request_log_rate, config.request_log_max_bytes)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class ModelManager:
                     self._missing_reported.add((plan.name, version))
                 continue
             self._missing_reported.discard((plan.name, version))
-            error = self._load(plan.name, version, uri)
+            error = self._load(plan.name, version, uri, plan.request_log)
             if error is not None:
                 failures.append(error)
         return wanted, failures
@@ -230,8 +232,13 @@ class ModelManager:
                 handle.write(uri)
         return local
 
-    def _load(self, name: str, version: int, uri: str) -> TfshipError | None:
-        """Load (and warm up) one version; it serves only if all of that succeeds."""
+    def _load(self, name: str, version: int, uri: str, log_settings: LogSettings | None) -> TfshipError | None:
+        """Load (and warm up) one version; it serves only if all of that succeeds.
+
+        Its request logger is attached after warm-up: warm-up records are not user traffic (TF
+        Serving does not log them either). The logging settings are those of the config that
+        loaded the version.
+        """
         self._set_state(name, version, VersionState("LOADING"))
         log.info("loading %s version %d from %s", name, version, uri)
         model = None
@@ -241,6 +248,7 @@ class ModelManager:
             servable = Servable(name, version, local, model, self._config.fault_for(name, version))
             if self._config.warmup:
                 self._warm_up(servable)
+            servable.request_log = self._request_logs.logger_for(name, log_settings)
         except Exception as error:  # any failure ends this version, never the server
             if model is not None:
                 model.close()
@@ -303,8 +311,9 @@ class ModelManager:
             self._set_state(servable.name, servable.version, VersionState("END"))
 
     def close(self) -> None:
-        """Unload everything (waiting for in-flight requests)."""
+        """Unload everything (waiting for in-flight requests), then finish the request log files."""
         with self._reconcile_lock:
             self._unload_unwanted({})
             with self._lock:
                 self._labels.clear()
+            self._request_logs.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfship.errors import ConfigError
+from tfship.serving.request_log import LogSettings, settings_from_model_config
 
 PLATFORM = "tensorflow"
 
@@ -32,6 +33,7 @@ class ModelPlan:
         versions: the `specific` versions (empty for the other policies).
         num_latest: how many versions `latest` keeps.
         labels: label -> version.
+        request_log: its `logging_config`, or None (then `--request-log-dir` decides).
     """
 
     name: str
@@ -40,6 +42,7 @@ class ModelPlan:
     versions: frozenset[int] = frozenset()
     num_latest: int = 1
     labels: Mapping[str, int] = field(default_factory=dict)
+    request_log: LogSettings | None = None
 
 
 def model_plans(config: Any) -> dict[str, ModelPlan]:
@@ -79,6 +82,7 @@ def model_plans(config: Any) -> dict[str, ModelPlan]:
             versions=versions,
             num_latest=num_latest,
             labels=dict(entry.version_labels),
+            request_log=settings_from_model_config(entry),
         )
     return plans
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tfship.savedmodel import SessionModel
     from tfship.serving.config import Fault
+    from tfship.serving.request_log import RequestLogger
 
 log = logging.getLogger("tfship.serve")
 
@@ -29,14 +30,24 @@ class Servable:
         path: the local directory it was loaded from.
         model: the session-loaded SavedModel.
         fault: test-only injected fault, or None.
+        request_log: where its sampled requests are logged, or None.
     """
 
-    def __init__(self, name: str, version: int, path: str, model: SessionModel, fault: Fault | None = None):
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: str,
+        model: SessionModel,
+        fault: Fault | None = None,
+        request_log: RequestLogger | None = None,
+    ):
         self.name = name
         self.version = version
         self.path = path
         self.model = model
         self.fault = fault
+        self.request_log = request_log
         self._random = random.Random(f"{name}/{version}")
         self._leases = 0
         self._idle = threading.Condition()
