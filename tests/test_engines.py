@@ -2,8 +2,8 @@
 
 Every rendered object is checked against its engine's published API models (engine_schemas.py) and
 its pod parts against the Kubernetes schema; the GPU placement and the Kueue queue are asserted in
-it. Only the GKE cluster is mocked (`_FakeCluster`, a stand-in for kubernetes' CustomObjectsApi):
-nothing here can reach one. The JobSet-style TF_CONFIG is run for real with two worker processes.
+it. Only the GKE cluster is mocked (`fake_cluster.FakeCluster`, a stand-in for kubernetes'
+CustomObjectsApi): nothing here can reach one. The JobSet-style TF_CONFIG is run for real with two worker processes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 import engine_schemas
+from fake_cluster import FakeCluster
 from tfship import chain, distribute, local_runner
 from tfship.errors import ConfigError
 
@@ -237,36 +237,11 @@ def test_train_with_jobset_env_missing_exits_2_naming_the_variable(tmp_path):
 # Submitting and waiting, against a mocked cluster
 
 
-class _FakeCluster:
-    """Stands in for the GKE cluster's Kubernetes API (CustomObjectsApi): the only mock here.
-
-    It stores what is created (a second create of the same name is the API's 409) and reports the
-    status conditions the engine's controller would write, one list per poll.
-    """
-
-    def __init__(self, conditions_per_poll: list[list[str]]) -> None:
-        self.objects: dict[tuple, dict] = {}
-        self.creates = 0
-        self.polls = list(conditions_per_poll)
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
-        self.creates += 1
-        key = (group, version, namespace, plural, body["metadata"]["name"])
-        if key in self.objects:
-            raise ApiException(status=409, reason="AlreadyExists")
-        self.objects[key] = body
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        body = self.objects[(group, version, namespace, plural, name)]
-        types = self.polls.pop(0) if self.polls else []
-        return {**body, "status": {"conditions": [{"type": t, "status": "True"} for t in types]}}
-
-
 @pytest.mark.parametrize(("engine", "done"), [("jobset", "Completed"), ("trainjob", "Complete"),
                                               ("tfjob", "Succeeded")])
 def test_a_retried_submit_finds_its_object_and_waits_on_its_conditions(engine, done):
     _, _, body = render(engine)
-    cluster = _FakeCluster([[], ["Suspended"], []])  # admitted by Kueue after a while, then runs
+    cluster = FakeCluster([[], ["Suspended"], []])  # admitted by Kueue after a while, then runs
     with pytest.raises(local_runner.StepFailed):  # the first try times out while it still runs
         local_runner.run_workload(cluster, body, poll_s=0, timeout_s=0, echo=lambda _: None)
     cluster.polls = [["StartupPolicyCompleted"], [done]]
@@ -281,7 +256,7 @@ def test_a_retried_submit_finds_its_object_and_waits_on_its_conditions(engine, d
 @pytest.mark.parametrize("engine", chain.ENGINES)
 def test_a_failed_engine_object_fails_train(engine):
     _, _, body = render(engine)
-    cluster = _FakeCluster([[], ["Failed"]])
+    cluster = FakeCluster([[], ["Failed"]])
     with pytest.raises(local_runner.StepFailed, match="step `train` failed"):
         local_runner.run_workload(cluster, body, poll_s=0, echo=lambda _: None)
 
