@@ -648,11 +648,19 @@ def worker_pod_failure_policy(step: Step) -> dict[str, Any]:
         "operator": "NotIn", "values": sorted(step.retry_exit_codes)}}]}
 
 
-def _metadata(config: ChainConfig, plan: RunPlan, namespace: str) -> dict[str, Any]:
+def _engine_object(engine: str, config: ChainConfig, plan: RunPlan, namespace: str,
+                   spec: dict[str, Any]) -> dict[str, Any]:
+    """The engine's object around `spec`: its API, the run's name and labels (and Kueue queue)."""
+    api = ENGINE_APIS[engine]
     name = workload_name(plan)
     labels = {"app.kubernetes.io/name": "tfship", "tfship/run": name,
               **placement(train_step(config), config).labels}
-    return {"name": name, "namespace": namespace, "labels": labels}
+    return {
+        "apiVersion": api.api_version,
+        "kind": api.kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    }
 
 
 def _worker_pod_spec(config: ChainConfig, *, image: str, container: str, args: list[str],
@@ -689,32 +697,26 @@ def render_jobset(config: ChainConfig, plan: RunPlan, *, image: str, namespace: 
     pod_spec = _worker_pod_spec(config, image=image, container="tfship",
                                 args=jobset_worker_args(config, plan), env=jobset_env())
     pod_spec["restartPolicy"] = "Never"  # a podFailurePolicy requires it; JobSet restarts the set
-    api = ENGINE_APIS["jobset"]
-    return {
-        "apiVersion": api.api_version,
-        "kind": api.kind,
-        "metadata": _metadata(config, plan, namespace),
-        "spec": {
-            "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
-            "failurePolicy": {
-                "maxRestarts": step.retries,
-                "rules": [{"name": "fail-on-a-non-retryable-exit", "action": "FailJobSet",
-                           "onJobFailureReasons": ["PodFailurePolicy"]}],
-            },
-            "replicatedJobs": [{
-                "name": WORKERS_JOB,
-                "replicas": 1,
-                "template": {"spec": {
-                    "parallelism": config.workers,
-                    "completions": config.workers,
-                    "completionMode": "Indexed",
-                    "backoffLimit": 0,
-                    "podFailurePolicy": worker_pod_failure_policy(step),
-                    "template": {"spec": pod_spec},
-                }},
-            }],
+    return _engine_object("jobset", config, plan, namespace, {
+        "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
+        "failurePolicy": {
+            "maxRestarts": step.retries,
+            "rules": [{"name": "fail-on-a-non-retryable-exit", "action": "FailJobSet",
+                       "onJobFailureReasons": ["PodFailurePolicy"]}],
         },
-    }
+        "replicatedJobs": [{
+            "name": WORKERS_JOB,
+            "replicas": 1,
+            "template": {"spec": {
+                "parallelism": config.workers,
+                "completions": config.workers,
+                "completionMode": "Indexed",
+                "backoffLimit": 0,
+                "podFailurePolicy": worker_pod_failure_policy(step),
+                "template": {"spec": pod_spec},
+            }},
+        }],
+    })
 
 
 def render_trainjob(config: ChainConfig, plan: RunPlan, *, image: str, namespace: str = "tfship") -> dict:
@@ -726,31 +728,25 @@ def render_trainjob(config: ChainConfig, plan: RunPlan, *, image: str, namespace
     and resources, and train's node selector and tolerations as a runtime patch.
     """
     place = placement(train_step(config), config)
-    api = ENGINE_APIS["trainjob"]
     node_patch = {"nodeSelector": dict(place.node_selector),
                   "tolerations": [dict(t) for t in place.tolerations]}
-    return {
-        "apiVersion": api.api_version,
-        "kind": api.kind,
-        "metadata": _metadata(config, plan, namespace),
-        "spec": {
-            "runtimeRef": {"name": TRAINING_RUNTIME, "apiGroup": api.group,
-                           "kind": "ClusterTrainingRuntime"},
-            "trainer": {
-                "image": image,
-                "args": jobset_worker_args(config, plan),
-                "numNodes": config.workers,
-                "resourcesPerNode": {"requests": dict(place.requests), "limits": dict(place.limits)},
-            },
-            "runtimePatches": [{
-                "manager": "tfship",
-                "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
-                    "name": TRAINER_NODE,
-                    "template": {"spec": {"template": {"spec": node_patch}}},
-                }]}}},
-            }],
+    return _engine_object("trainjob", config, plan, namespace, {
+        "runtimeRef": {"name": TRAINING_RUNTIME, "apiGroup": ENGINE_APIS["trainjob"].group,
+                       "kind": "ClusterTrainingRuntime"},
+        "trainer": {
+            "image": image,
+            "args": jobset_worker_args(config, plan),
+            "numNodes": config.workers,
+            "resourcesPerNode": {"requests": dict(place.requests), "limits": dict(place.limits)},
         },
-    }
+        "runtimePatches": [{
+            "manager": "tfship",
+            "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
+                "name": TRAINER_NODE,
+                "template": {"spec": {"template": {"spec": node_patch}}},
+            }]}}},
+        }],
+    })
 
 
 def render_tfjob(config: ChainConfig, plan: RunPlan, *, image: str, namespace: str = "tfship") -> dict:
@@ -766,22 +762,16 @@ def render_tfjob(config: ChainConfig, plan: RunPlan, *, image: str, namespace: s
     # The training operator looks for this container name.
     pod_spec = _worker_pod_spec(config, image=image, container="tensorflow",
                                 args=step_args("train", config, plan), env=[])
-    api = ENGINE_APIS["tfjob"]
-    return {
-        "apiVersion": api.api_version,
-        "kind": api.kind,
-        "metadata": _metadata(config, plan, namespace),
-        "spec": {
-            "runPolicy": {"backoffLimit": step.retries, "cleanPodPolicy": "Running"},
-            "tfReplicaSpecs": {
-                "Worker": {
-                    "replicas": config.workers,
-                    "restartPolicy": "ExitCode",
-                    "template": {"spec": pod_spec},
-                },
+    return _engine_object("tfjob", config, plan, namespace, {
+        "runPolicy": {"backoffLimit": step.retries, "cleanPodPolicy": "Running"},
+        "tfReplicaSpecs": {
+            "Worker": {
+                "replicas": config.workers,
+                "restartPolicy": "ExitCode",
+                "template": {"spec": pod_spec},
             },
         },
-    }
+    })
 
 
 _RENDERERS: dict[str, Callable[..., dict]] = {
