@@ -52,7 +52,9 @@ TRAIN_ENGINE = os.environ.get("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0])
 GPU_QUEUE = os.environ.get("TFSHIP_GPU_QUEUE", "")
 # How long the train task waits for the engine's object to end.
 TRAIN_TIMEOUT_S = float(os.environ.get("TFSHIP_TRAIN_TIMEOUT_S", 12 * 3600))
-_D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
+# The defaults of the params; built with the engine and queue so a bad value is an import error.
+_D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-", engine=TRAIN_ENGINE,
+                       queue=GPU_QUEUE)
 
 PARAMS = {
     "data": Param(os.environ.get("TFSHIP_DATA", "gs://tfship-data/penguins/penguins.csv"), type="string"),

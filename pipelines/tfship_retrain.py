@@ -228,7 +228,7 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
 
 _D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
 # Compile-time placement: GPU type and count, spot, the Kueue queue (see compile_pipeline()).
-PLACEMENT = dataclasses.replace(_D, queue=GPU_QUEUE)
+PLACEMENT = dataclasses.replace(_D, queue=GPU_QUEUE, engine=TRAIN_ENGINE)  # checked here
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, export, validate, push, canary, promote.")

@@ -63,6 +63,16 @@ def test_bad_mode_is_an_import_error(monkeypatch):
     assert "Received: 'cloud'. Expected 'kubernetes' or 'local'" in next(iter(bag.import_errors.values()))
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("TFSHIP_TRAIN_ENGINE", "mpijob", "Received: engine='mpijob'. Expected one of jobset, trainjob, tfjob"),
+    ("TFSHIP_GPU_QUEUE", "Team A", "Received: queue='Team A'"),
+])
+def test_bad_engine_or_queue_is_an_import_error(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert message in next(iter(bag.import_errors.values()))
+
+
 @pytest.mark.parametrize("mode", ["local", "kubernetes"])
 def test_task_graph_is_the_chain(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
