@@ -359,35 +359,39 @@ def run_canary(config: chain.ChainConfig, plan_: chain.RunPlan, *, target: str =
 
 
 # ----------------------------------------------------------------------------------------------
-# Multi-worker train on a cluster: a Kubeflow TFJob
+# Multi-worker train on a cluster: a JobSet, a Trainer v2 TrainJob or a Kubeflow TFJob
 
 
-TFJOB_API = ("kubeflow.org", "v1", "tfjobs")
-
-
-def run_tfjob(api: Any, body: dict, *, poll_s: float = 15.0, timeout_s: float = 6 * 3600,
-              echo: Echo = _print) -> str:
-    """Create the TFJob `body` (from `chain.render_tfjob`) and wait until it succeeds or fails.
+def run_workload(api: Any, body: dict, *, poll_s: float = 15.0, timeout_s: float = 6 * 3600,
+                 echo: Echo = _print) -> str:
+    """Create the engine object `body` (from `chain.render_workers`) and wait until it ends.
 
     `api` is a kubernetes `CustomObjectsApi` (the Airflow task passes its hook's, the KFP component
-    the in-cluster one). Idempotent for a run: a retried task finds the TFJob it created (HTTP 409)
-    and waits on it. Raises `StepFailed` when the job fails or times out.
+    the in-cluster one). Idempotent for a run: the object's name is a function of the run id, so a
+    retried task finds the object it created (HTTP 409) and waits on it instead of creating a
+    second one. The wait reads the engine's own status conditions (`chain.workload_state`) and is
+    bounded by `timeout_s`. Raises `StepFailed` when the object fails or the wait times out.
     """
-    group, version, plural = TFJOB_API
+    engine = chain.engine_api(body)
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    where = (engine.group, engine.version, namespace, engine.plural)
     try:
-        api.create_namespaced_custom_object(group, version, namespace, plural, body)
-        echo(f"  [train] TFJob {namespace}/{name} created ({body['spec']['tfReplicaSpecs']['Worker']['replicas']} workers)")
-    except Exception as error:  # the client's ApiException; 409 = this run's job already exists
+        api.create_namespaced_custom_object(*where, body)
+        echo(f"  [train] {engine.kind} {namespace}/{name} created")
+    except Exception as error:  # the client's ApiException; 409 = this run's object already exists
         if getattr(error, "status", None) != 409:
             raise
-        echo(f"  [train] TFJob {namespace}/{name} exists: waiting on it")
+        echo(f"  [train] {engine.kind} {namespace}/{name} exists (a retried task): waiting on it")
     deadline = time.monotonic() + timeout_s
     while True:
-        state = chain.tfjob_state(api.get_namespaced_custom_object(group, version, namespace, plural, name))
+        state = chain.workload_state(api.get_namespaced_custom_object(*where, name))
         if state == "Succeeded":
             return state
-        if state == "Failed" or time.monotonic() > deadline:
+        if state == "Failed":
+            echo(f"  [train] {engine.kind} {namespace}/{name} failed (condition {engine.failed})")
+            raise StepFailed("train", 1, 1)
+        if time.monotonic() > deadline:
+            echo(f"  [train] {engine.kind} {namespace}/{name} not done after {timeout_s:.0f} s")
             raise StepFailed("train", 1, 1)
         time.sleep(poll_s)
 

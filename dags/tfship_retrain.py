@@ -10,8 +10,10 @@ Two modes, chosen when the file is parsed (`TFSHIP_DAG_MODE`, default `kubernete
   `cloud.google.com/gke-accelerator`, the `nvidia.com/gpu` toleration and limit, spot nodes unless
   `TFSHIP_GPU_SPOT=false`) and is retried on exit 143 (preempted after a checkpoint); every other
   exit code fails the task at once. The canary talks to the TF Serving Service of
-  images/tf-serving.yaml (param `serving_target`). With `TFSHIP_TRAIN_WORKERS` > 1, train is a
-  Kubeflow TFJob of that many GPU workers (`chain.render_tfjob`), submitted and awaited by a task.
+  images/tf-serving.yaml (param `serving_target`). With `TFSHIP_TRAIN_WORKERS` > 1, train runs on
+  that many GPU workers as the object of `TFSHIP_TRAIN_ENGINE` (`jobset`, the default; `trainjob`,
+  Kubeflow Trainer v2; `tfjob`, legacy), rendered by `chain.render_workers`, which a task submits
+  and waits on. With `TFSHIP_GPU_QUEUE`, every GPU workload carries that Kueue queue label.
 - `local`: the same commands as local processes (`$TFSHIP_CLI`, else `python -m tfship.cli`), the
   canary against a `tfship serve` started on free loopback ports, so `airflow dags test
   tfship_retrain` runs the whole chain on one machine with SQLite.
@@ -43,9 +45,16 @@ TRAINING_DATA = Asset(uri=os.environ.get("TFSHIP_DATA_ASSET", "gs://tfship-data/
 NAMESPACE = os.environ.get("TFSHIP_NAMESPACE", "tfship")
 GPU_SPOT = os.environ.get("TFSHIP_GPU_SPOT", "true").lower() != "false"
 GPU_COUNT = int(os.environ.get("TFSHIP_GPU_COUNT", "1"))
-# More than one worker: train runs as a Kubeflow TFJob (MultiWorkerMirroredStrategy), kubernetes mode.
+# More than one worker: train runs on a multi-worker engine (MultiWorkerMirroredStrategy), kubernetes mode.
 TRAIN_WORKERS = int(os.environ.get("TFSHIP_TRAIN_WORKERS", "1"))
-_D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
+TRAIN_ENGINE = os.environ.get("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0])
+# A Kueue LocalQueue for the GPU workloads ("" = no Kueue).
+GPU_QUEUE = os.environ.get("TFSHIP_GPU_QUEUE", "")
+# How long the train task waits for the engine's object to end.
+TRAIN_TIMEOUT_S = float(os.environ.get("TFSHIP_TRAIN_TIMEOUT_S", 12 * 3600))
+# The defaults of the params; built with the engine and queue so a bad value is an import error.
+_D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-", engine=TRAIN_ENGINE,
+                       queue=GPU_QUEUE)
 
 PARAMS = {
     "data": Param(os.environ.get("TFSHIP_DATA", "gs://tfship-data/penguins/penguins.csv"), type="string"),
@@ -103,13 +112,17 @@ def _fail_or_retry(step: chain.Step, exit_code: int | None) -> None:
     raise AirflowFailException(f"{message}: not retryable, failing fast")
 
 
-def tfjob_for(plan_doc: dict, image: str, gpu_type: str, workers: int = TRAIN_WORKERS) -> dict:
-    """The TFJob that runs this run's train on `workers` GPU workers (see `chain.render_tfjob`)."""
+def workers_for(plan_doc: dict, image: str, gpu_type: str, workers: int = TRAIN_WORKERS,
+                engine: str = TRAIN_ENGINE) -> dict:
+    """The engine object that runs this run's train on `workers` GPU workers.
+
+    Its name comes from the plan's run id (`chain.workload_name`): a retried task renders the same.
+    """
     config = chain.ChainConfig.from_mapping(
-        {**plan_doc["config"], "workers": workers, "gpu_type": gpu_type, "gpu_count": GPU_COUNT,
-         "spot": GPU_SPOT})
+        {**plan_doc["config"], "workers": workers, "engine": engine, "gpu_type": gpu_type,
+         "gpu_count": GPU_COUNT, "spot": GPU_SPOT, "queue": GPU_QUEUE})
     run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-    return chain.render_tfjob(config, run_plan, image=image, namespace=NAMESPACE)
+    return chain.render_workers(config, run_plan, image=image, namespace=NAMESPACE)
 
 
 def container_exit_code(pod, container: str = "base") -> int | None:
@@ -186,7 +199,7 @@ def _kubernetes_tasks():
     def pod(step: chain.Step, arguments, image: str, **kwargs) -> KubernetesPodOperator:
         place = chain.placement(step, chain.ChainConfig(
             data="-", schema="-", runs_root="-", repo="-", gpu_count=GPU_COUNT, spot=GPU_SPOT,
-            gpu_type="placeholder"))
+            gpu_type="placeholder", queue=GPU_QUEUE))
         selector = dict(place.node_selector)
         if step.gpu:
             # Templated: the GPU type is a run parameter.
@@ -208,7 +221,7 @@ def _kubernetes_tasks():
             startup_timeout_seconds=1800 if step.gpu else 300,
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
-            labels={"app.kubernetes.io/name": "tfship", "tfship/step": step.name},
+            labels={"app.kubernetes.io/name": "tfship", "tfship/step": step.name, **place.labels},
             **kwargs,
         )
 
@@ -220,18 +233,25 @@ def _kubernetes_tasks():
     def plan_task():
         return pod(plan_step, plan_arguments, "{{ params.image }}", do_xcom_push=True)
 
-    @task(task_id="train", retries=0)  # the TFJob restarts its workers itself (ExitCode policy)
-    def train_tfjob(plan_doc: dict, params: dict | None = None) -> str:
+    # The engine restarts preempted workers itself (the JobSet's failure policy); Airflow retries
+    # only this submitting task (a lost Airflow worker, an API error), and the retry finds the
+    # object the first try created and waits on it.
+    @task(task_id="train", retries=2, retry_delay=timedelta(seconds=30))
+    def train_workers(plan_doc: dict, params: dict | None = None) -> str:
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
         from tfship import local_runner
 
-        body = tfjob_for(plan_doc, params["gpu_image"], params["gpu_type"])
-        return local_runner.run_tfjob(KubernetesHook().custom_object_client, body)
+        body = workers_for(plan_doc, params["gpu_image"], params["gpu_type"])
+        try:
+            return local_runner.run_workload(KubernetesHook().custom_object_client, body,
+                                             timeout_s=TRAIN_TIMEOUT_S)
+        except local_runner.StepFailed as error:  # the engine gave up (or the wait ran out)
+            raise AirflowFailException(f"{body['kind']} {body['metadata']['name']}: {error}") from error
 
     def step_task(name: str):
         if name == "train" and TRAIN_WORKERS > 1:
-            return train_tfjob
+            return train_workers
         step = chain.train_step(_D) if name == "train" else chain.STEPS[name]
         image = "{{ params.gpu_image }}" if step.gpu else "{{ params.image }}"
         arguments = f"{{{{ ti.xcom_pull(task_ids='plan')['args']['{name}'] }}}}"

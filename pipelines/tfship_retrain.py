@@ -9,9 +9,12 @@ the CLI contract in-process (`tfship.cli.main(args)`, args from `tfship.chain.st
 `kfp.local.SubprocessRunner(use_venv=False)` runs the whole pipeline on one machine and a cluster
 runs exactly the same commands. Placement, requests, retries and caching come from `chain.CHAIN`:
 train gets the GPU (accelerator type and limit, the GKE node selector and the `nvidia.com/gpu`
-toleration through kfp-kubernetes) and `set_retry` (KFP retries any failure; the step exits 143
-when preempted and resumes the run's job dir, keyed on the pipeline job id); only validate is
-cached (a pure function of the model); plan, push, canary and promote touch the repository.
+toleration through kfp-kubernetes, and the Kueue queue label with `TFSHIP_GPU_QUEUE`) and
+`set_retry` (KFP retries any failure; the step exits 143 when preempted and resumes the run's job
+dir, keyed on the pipeline job id); only validate is cached (a pure function of the model); plan,
+push, canary and promote touch the repository. With `TFSHIP_TRAIN_WORKERS` > 1, train is the object
+of `TFSHIP_TRAIN_ENGINE` (`jobset` by default, `trainjob`, `tfjob`), submitted from a CPU pod that
+waits on it; a retried submit finds the object its first try created (its name is the job id's).
 
 Compile with `python pipelines/tfship_retrain.py` (writes pipelines/tfship_retrain.yaml, committed;
 tests/test_pipeline.py fails when it is stale).
@@ -31,8 +34,11 @@ from tfship import chain
 PIPELINE_NAME = "tfship-retrain"
 IMAGE = os.environ.get("TFSHIP_IMAGE", chain.DEFAULT_IMAGE)
 GPU_IMAGE = os.environ.get("TFSHIP_GPU_IMAGE", chain.DEFAULT_GPU_IMAGE)
-# More than one worker: train is submitted as a Kubeflow TFJob (MultiWorkerMirroredStrategy).
+# More than one worker: train is submitted to a multi-worker engine (MultiWorkerMirroredStrategy).
 TRAIN_WORKERS = int(os.environ.get("TFSHIP_TRAIN_WORKERS", "1"))
+TRAIN_ENGINE = os.environ.get("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0])
+# A Kueue LocalQueue for the GPU workloads ("" = no Kueue).
+GPU_QUEUE = os.environ.get("TFSHIP_GPU_QUEUE", "")
 NAMESPACE = os.environ.get("TFSHIP_NAMESPACE", "tfship")
 COMPILED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship_retrain.yaml")
 
@@ -83,10 +89,11 @@ def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Outpu
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train_tfjob_op(plan: str, workers: int, gpu_image: str, gpu_type: str, gpu_count: int,
-                   spot: bool, namespace: str, data: Input[Dataset], job: Output[Model],
-                   metrics: Output[Metrics]):
-    """Train on `workers` GPU workers as a TFJob (submitted from this CPU pod, which waits on it)."""
+def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_type: str,
+                     gpu_count: int, spot: bool, queue: str, namespace: str, data: Input[Dataset],
+                     job: Output[Model], metrics: Output[Metrics]):
+    """Train on `workers` GPU workers as the `engine`'s object (submitted from this CPU pod, which
+    waits on it; a retry of this task finds the object and waits again)."""
     import json
 
     from kubernetes import client
@@ -95,15 +102,16 @@ def train_tfjob_op(plan: str, workers: int, gpu_image: str, gpu_type: str, gpu_c
     from tfship import chain, local_runner, storage
 
     doc = json.loads(plan)
-    config = chain.ChainConfig.from_mapping({**doc["config"], "workers": workers,
-                                             "gpu_type": gpu_type, "gpu_count": gpu_count, "spot": spot})
+    config = chain.ChainConfig.from_mapping({
+        **doc["config"], "workers": workers, "engine": engine, "gpu_type": gpu_type,
+        "gpu_count": gpu_count, "spot": spot, "queue": queue})
     run_plan = chain.RunPlan.from_dict(doc["plan"])
     kube_config.load_incluster_config()
-    body = chain.render_tfjob(config, run_plan, image=gpu_image, namespace=namespace)
-    local_runner.run_tfjob(client.CustomObjectsApi(), body)
+    body = chain.render_workers(config, run_plan, image=gpu_image, namespace=namespace)
+    local_runner.run_workload(client.CustomObjectsApi(), body)
     job.metadata["job_dir"] = run_plan.job_dir
     with open(job.path, "w") as handle:
-        handle.write(json.dumps({"job_dir": run_plan.job_dir, "tfjob": body["metadata"]["name"]}))
+        handle.write(json.dumps({"job_dir": run_plan.job_dir, body["kind"]: body["metadata"]["name"]}))
     values = json.loads(storage.read_text(storage.join(run_plan.job_dir, "metrics.json")))
     for key, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -212,11 +220,15 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
         for toleration in place.tolerations:
             kubernetes.add_toleration(task, key=toleration["key"], operator=toleration["operator"],
                                       value=toleration.get("value"), effect=toleration["effect"])
+        for key, value in place.labels.items():  # the Kueue queue
+            kubernetes.add_pod_label(task, label_key=key, label_value=value)
     task.set_display_name(step.name)
     return task
 
 
 _D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
+# Compile-time placement: GPU type and count, spot, the Kueue queue (see compile_pipeline()).
+PLACEMENT = dataclasses.replace(_D, queue=GPU_QUEUE, engine=TRAIN_ENGINE)  # checked here
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, export, validate, push, canary, promote.")
@@ -235,7 +247,7 @@ def tfship_retrain(
     canary_requests: int = _D.canary_requests,
     serving_target: str = chain.DEFAULT_SERVING_TARGET,
 ):
-    config = _D  # compile-time placement (GPU type and count, spot): see compile_pipeline()
+    config = PLACEMENT
     steps_ = chain.STEPS
     dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset, reimport=False)
     dataset.set_display_name("data")
@@ -248,11 +260,12 @@ def tfship_retrain(
     _apply(plan, chain.Step("plan", cpu="500m", memory="1Gi"), config).set_display_name("plan")
     doc = plan.outputs["plan"]
     if TRAIN_WORKERS > 1:
-        # This pod only submits the TFJob and waits: CPU placement; the job's workers get the GPUs.
+        # This pod only submits the engine's object and waits: CPU placement; the workers get the GPUs.
         submit = dataclasses.replace(chain.train_step(config), gpu=False, cpu="500m", memory="1Gi")
-        train = _apply(train_tfjob_op(
-            plan=doc, workers=TRAIN_WORKERS, gpu_image=GPU_IMAGE, gpu_type=config.gpu_type,
-            gpu_count=config.gpu_count, spot=config.spot, namespace=NAMESPACE, data=dataset.output,
+        train = _apply(train_workers_op(
+            plan=doc, workers=TRAIN_WORKERS, engine=TRAIN_ENGINE, gpu_image=GPU_IMAGE,
+            gpu_type=config.gpu_type, gpu_count=config.gpu_count, spot=config.spot,
+            queue=config.queue, namespace=NAMESPACE, data=dataset.output,
         ), submit, config)
     else:
         train = _apply(train_op(plan=doc, data=dataset.output), chain.train_step(config), config)

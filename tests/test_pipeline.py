@@ -5,6 +5,7 @@ The committed YAML runs end to end under kfp.local in the image's environment: t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp.dsl import Dataset, Metrics, Model
 
+from fake_cluster import FakeCluster
 from locks_util import pins
 from tfship import chain
 
@@ -24,17 +27,19 @@ TASK_STEP = {"plan-op": "plan", "train-op": "train", "export-op": "export",
              "promote-op": "promote", "promote-op-2": "promote"}
 
 
-def compile_to(path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("TFSHIP_IMAGE", "TFSHIP_GPU_IMAGE")}
-    done = subprocess.run([sys.executable, str(PIPELINE), str(path)], env=env, cwd=ROOT,
+def compile_with(path: Path, **env: str) -> list[dict]:
+    """Compile the pipeline with the compile-time settings `env` (TFSHIP_TRAIN_WORKERS, ...)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("TFSHIP_IMAGE", "TFSHIP_GPU_IMAGE")}
+    done = subprocess.run([sys.executable, str(PIPELINE), str(path)], env={**base, **env}, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(path.read_text()))
 
 
 @pytest.fixture(scope="module")
 def compiled_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("kfp") / "tfship_retrain.yaml"
-    compile_to(path)
+    compile_with(path)
     return path
 
 
@@ -117,18 +122,73 @@ def test_promotion_is_gated_on_the_verdict(compiled):
         "schemaTitle"] == "system.Dataset"
 
 
-def test_multi_worker_train_compiles_to_a_tfjob_submitter(tmp_path, monkeypatch):
-    path = tmp_path / "multi.yaml"
-    env = {k: v for k, v in os.environ.items() if k not in ("TFSHIP_IMAGE", "TFSHIP_GPU_IMAGE")}
-    done = subprocess.run([sys.executable, str(PIPELINE), str(path)],
-                          env={**env, "TFSHIP_TRAIN_WORKERS": "2"}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    documents = list(yaml.safe_load_all(path.read_text()))
+@pytest.mark.parametrize("engine", ["", "trainjob", "tfjob"])  # "": the default, JobSet
+def test_multi_worker_train_compiles_to_an_engine_submitter(tmp_path, engine):
+    documents = compile_with(tmp_path / "multi.yaml", TFSHIP_TRAIN_WORKERS="2",
+                             **({"TFSHIP_TRAIN_ENGINE": engine} if engine else {}))
     spec = documents[0]
     tasks = _tasks(spec)
-    assert "train-tfjob-op" in tasks and "train-op" not in tasks
-    submit = spec["deploymentSpec"]["executors"]["exec-train-tfjob-op"]["container"]
-    assert "accelerator" not in submit["resources"]  # the TFJob's workers hold the GPUs
-    assert tasks["train-tfjob-op"]["inputs"]["parameters"]["workers"]["runtimeValue"]["constant"] == 2
+    assert "train-workers-op" in tasks and "train-op" not in tasks
+    submit = spec["deploymentSpec"]["executors"]["exec-train-workers-op"]["container"]
+    assert "accelerator" not in submit["resources"]  # the engine's workers hold the GPUs
+    parameters = tasks["train-workers-op"]["inputs"]["parameters"]
+    assert parameters["workers"]["runtimeValue"]["constant"] == 2
+    assert parameters["engine"]["runtimeValue"]["constant"] == (engine or "jobset")
+    assert tasks["train-workers-op"]["retryPolicy"]["maxRetryCount"] == chain.STEPS["train"].retries
     assert len(documents) == 1  # no GPU node selector on any task of this variant
+
+
+def test_the_kueue_queue_labels_the_gpu_task_only(tmp_path):
+    _, platform = compile_with(tmp_path / "queued.yaml", TFSHIP_GPU_QUEUE="team-a-gpus")
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-train-op"]["podMetadata"]["labels"] == {chain.KUEUE_QUEUE_LABEL: "team-a-gpus"}
+    assert set(executors) == {"exec-train-op"}
+    cluster = FakeCluster([["Completed"]])
+    _submit(tmp_path, cluster, queue="team-a-gpus")
+    [body] = cluster.objects.values()
+    assert body["metadata"]["labels"][chain.KUEUE_QUEUE_LABEL] == "team-a-gpus"
+
+
+def _submit(tmp_path: Path, cluster: FakeCluster, **overrides) -> Metrics:
+    """Run the submit component's body with the GKE cluster mocked: `cluster` stands in for the
+    in-cluster CustomObjectsApi, and the workers' metrics.json is written as they would."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    from tfship.commands.run import plan_document
+
+    sys.path.insert(0, str(ROOT))
+    from pipelines.tfship_retrain import train_workers_op
+
+    config = chain.ChainConfig(data=str(tmp_path / "d.csv"), schema=str(tmp_path / "s.yaml"),
+                               runs_root=str(tmp_path / "runs"), repo=str(tmp_path / "repo"))
+    run_plan = chain.plan_run(config, "tfship-retrain-20250102", [], None)
+    Path(run_plan.job_dir).mkdir(parents=True, exist_ok=True)
+    Path(run_plan.job_dir, "metrics.json").write_text('{"step": 30, "heldout_accuracy": 0.75}')
+    job, metrics = Model(uri=str(tmp_path / "job.json")), Metrics(uri=str(tmp_path / "metrics"))
+    settings = {"workers": 2, "engine": "jobset", "gpu_image": "tfship-gpu:0.1.0",
+                "gpu_type": "nvidia-l4", "gpu_count": 1, "spot": True, "queue": "",
+                "namespace": "tfship", **overrides}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kube_config, "load_incluster_config", lambda: None)
+        patch.setattr(client, "CustomObjectsApi", lambda: cluster)
+        patch.setattr("time.sleep", lambda _: None)
+        train_workers_op.python_func(
+            plan=json.dumps(plan_document(config, run_plan, "")), data=Dataset(uri=config.data),
+            job=job, metrics=metrics, **settings)
+    return metrics
+
+
+def test_a_retried_submit_component_waits_on_the_jobset_it_created(tmp_path):
+    from kubernetes.client.exceptions import ApiException
+
+    # First try: the JobSet is created, then the API server fails while the pod waits; KFP retries.
+    cluster = FakeCluster([ApiException(status=503, reason="ServiceUnavailable")])
+    with pytest.raises(ApiException):
+        _submit(tmp_path, cluster)
+    cluster.polls = [[], ["Completed"]]
+    metrics = _submit(tmp_path, cluster)
+    assert cluster.creates == 2 and len(cluster.objects) == 1  # no second JobSet
+    [body] = cluster.objects.values()
+    assert body["kind"] == "JobSet" and body["metadata"]["name"] == "tfship-tfship-retrain-20250102"
+    assert metrics.metadata == {"step": 30.0, "heldout_accuracy": 0.75}

@@ -164,44 +164,6 @@ def test_a_failing_step_stops_the_chain_before_promotion(tmp_path):
     assert not (tmp_path / "repo" / "models.config").exists()
 
 
-class _FakeTFJobCluster:
-    """Stands in for the GKE cluster's Kubernetes API (CustomObjectsApi): the only mock here."""
-
-    def __init__(self, states, exists=False):
-        self.states = list(states)
-        self.exists = exists
-        self.created = []
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
-        if self.exists:
-            error = RuntimeError("Conflict")
-            error.status = 409
-            raise error
-        self.created.append((group, version, namespace, plural, body))
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        state = self.states.pop(0)
-        conditions = [{"type": "Created", "status": "True"}]
-        if state != "Running":
-            conditions.append({"type": state, "status": "True"})
-        return {"status": {"conditions": conditions}}
-
-
-def test_run_tfjob_submits_once_and_waits(tmp_path):
-    config = config_for(tmp_path, workers=2)
-    run_plan = chain.plan_run(config, "r1", [], None)
-    body = chain.render_tfjob(config, run_plan, image="tfship-gpu:0.1.0")
-    cluster = _FakeTFJobCluster(["Running", "Running", "Succeeded"])
-    assert local_runner.run_tfjob(cluster, body, poll_s=0, echo=lambda _: None) == "Succeeded"
-    assert cluster.created[0][:4] == ("kubeflow.org", "v1", "tfship", "tfjobs")
-    # A retried task finds its run's TFJob (409) and waits on it instead of failing.
-    again = _FakeTFJobCluster(["Succeeded"], exists=True)
-    assert local_runner.run_tfjob(again, body, poll_s=0, echo=lambda _: None) == "Succeeded"
-    with pytest.raises(local_runner.StepFailed, match="step `train` failed"):
-        local_runner.run_tfjob(_FakeTFJobCluster(["Running", "Failed"]), body, poll_s=0,
-                               echo=lambda _: None)
-
-
 def test_run_step_once_leaves_retrying_to_the_orchestrator(tmp_path, monkeypatch):
     script = tmp_path / "step.py"
     script.write_text("import sys\nsys.exit(143)\n")

@@ -6,6 +6,7 @@ import argparse
 
 import yaml
 
+from tfship import distribute
 from tfship.errors import ConfigError
 
 
@@ -36,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
         help="model hyper-parameter, YAML value (repeatable), e.g. --hparam hidden_units=[128,64]",
     )
+    distribute.add_cluster_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     from tfship.training import TrainConfig, run_training
 
+    distribute.set_tf_config(args)  # before TensorFlow reads TF_CONFIG
     hparams = dict(args.hparam)
     if len(hparams) != len(args.hparam):
         raise ConfigError("A --hparam key is given twice.")

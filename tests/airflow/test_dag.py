@@ -2,7 +2,7 @@
 
 Only the GKE cluster is absent: pods are built (`build_pod_request_obj`, with a dummy kubeconfig)
 and inspected, never submitted; the pod-status objects fed to the exit-code check stand in for what
-the cluster would report.
+the cluster would report, and `fake_cluster.FakeCluster` stands in for its custom-object API.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from tfship import chain
+
+# The helpers shared with the steps' tests live in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import engine_schemas  # noqa: E402
+from fake_cluster import FakeCluster  # noqa: E402
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -55,6 +61,16 @@ def test_bad_mode_is_an_import_error(monkeypatch):
     monkeypatch.setenv("TFSHIP_DAG_MODE", "cloud")
     bag = DagBag(dag_folder=str(DAGS))
     assert "Received: 'cloud'. Expected 'kubernetes' or 'local'" in next(iter(bag.import_errors.values()))
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("TFSHIP_TRAIN_ENGINE", "mpijob", "Received: engine='mpijob'. Expected one of jobset, trainjob, tfjob"),
+    ("TFSHIP_GPU_QUEUE", "Team A", "Received: queue='Team A'"),
+])
+def test_bad_engine_or_queue_is_an_import_error(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert message in next(iter(bag.import_errors.values()))
 
 
 @pytest.mark.parametrize("mode", ["local", "kubernetes"])
@@ -146,6 +162,14 @@ def test_kubernetes_pods_carry_the_chain_arguments_and_gpu_placement(monkeypatch
     assert plan_args[:2] == ["run", "--plan-only"]
     assert plan_args[plan_args.index("--run-id") + 1] == "manual__2025-01-02T03-04-05-00-00"
     assert plan_args[-2:] == ["--plan-out", "/airflow/xcom/return.json"]
+
+
+def test_the_gpu_pod_carries_the_kueue_queue_label(monkeypatch, plan_doc, tmp_path):
+    monkeypatch.setenv("TFSHIP_GPU_QUEUE", "team-a-gpus")
+    pods = built_pods(load_dag(monkeypatch, "kubernetes"), plan_doc, tmp_path)
+    assert pods["train"].metadata.labels[chain.KUEUE_QUEUE_LABEL] == "team-a-gpus"
+    for name in set(pods) - {"train"}:  # only GPU workloads are queued
+        assert chain.KUEUE_QUEUE_LABEL not in pods[name].metadata.labels, name
 
 
 def _finished_pod(exit_code: int | None) -> k8s.V1Pod:
@@ -253,18 +277,55 @@ def test_airflow_dags_test_runs_the_whole_chain_locally(airflow_home, tfship_pyt
     assert (tmp_path / "repo" / "penguins" / "2" / "saved_model.pb").exists()
 
 
-def test_multi_worker_train_is_a_tfjob(monkeypatch, plan_doc):
+@pytest.mark.parametrize("engine", ["jobset", "trainjob", "tfjob"])
+def test_multi_worker_train_submits_the_engine_object(monkeypatch, plan_doc, engine):
     monkeypatch.setenv("TFSHIP_TRAIN_WORKERS", "3")
+    monkeypatch.setenv("TFSHIP_TRAIN_ENGINE", engine)
+    monkeypatch.setenv("TFSHIP_GPU_QUEUE", "team-a-gpus")
     dag = load_dag(monkeypatch, "kubernetes")
     train = dag.get_task("train")
-    assert not hasattr(train, "build_pod_request_obj")  # a TaskFlow task that submits the TFJob
-    assert train.retries == 0  # the TFJob restarts preempted workers itself
+    assert not hasattr(train, "build_pod_request_obj")  # a TaskFlow task that submits the object
     module = _dag_module()
-    job = module.tfjob_for(plan_doc, "tfship-gpu:0.1.0", "nvidia-l4")
-    workers = job["spec"]["tfReplicaSpecs"]["Worker"]
-    assert workers["replicas"] == 3
-    assert workers["template"]["spec"]["containers"][0]["args"] == plan_doc["args"]["train"]
-    assert workers["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
-    kubernetes_validate.validate(
-        {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "w"},
-         "template": workers["template"]}, "1.33", strict=True)
+    body = module.workers_for(plan_doc, "tfship-gpu:0.1.0", "nvidia-l4")
+    assert body["kind"] == {"jobset": "JobSet", "trainjob": "TrainJob", "tfjob": "TFJob"}[engine]
+    assert body["metadata"]["labels"][chain.KUEUE_QUEUE_LABEL] == "team-a-gpus"
+    if engine != "tfjob":  # no published TFJob model: its pod template is checked below
+        engine_schemas.validate(body)
+    if engine == "jobset":
+        job = body["spec"]["replicatedJobs"][0]["template"]["spec"]
+        assert job["parallelism"] == 3
+        pod_template = job["template"]
+        engine_schemas.validate_pod_template(pod_template)
+        args = pod_template["spec"]["containers"][0]["args"]
+        assert args[:len(plan_doc["args"]["train"])] == plan_doc["args"]["train"]
+        assert pod_template["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+    if engine == "tfjob":
+        engine_schemas.validate_pod_template(body["spec"]["tfReplicaSpecs"]["Worker"]["template"])
+
+
+def test_a_retried_train_task_waits_on_the_jobset_it_created(monkeypatch, plan_doc):
+    """The cluster is mocked (FakeCluster stands in for the hook's CustomObjectsApi)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    from kubernetes.client.exceptions import ApiException
+
+    monkeypatch.setenv("TFSHIP_TRAIN_WORKERS", "2")
+    dag = load_dag(monkeypatch, "kubernetes")
+    train = dag.get_task("train")
+    assert train.retries == 2  # the submit task, not the workers: the JobSet restarts those
+    # First try: the JobSet is created, then the API server fails while the task waits.
+    cluster = FakeCluster([ApiException(status=503, reason="ServiceUnavailable")])
+    monkeypatch.setattr(KubernetesHook, "custom_object_client", property(lambda _: cluster))
+    params = {"gpu_image": "tfship-gpu:0.1.0", "gpu_type": "nvidia-l4"}
+    with pytest.raises(ApiException):  # not an AirflowFailException: Airflow retries the task
+        train.python_callable(plan_doc, params=params)
+    # The retry renders the same name, gets 409, and waits for the JobSet's own `Completed`.
+    cluster.polls = [[], ["Completed"]]
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    assert train.python_callable(plan_doc, params=params) == "Succeeded"
+    assert cluster.creates == 2 and len(cluster.objects) == 1
+    [(group, version, namespace, plural, name)] = cluster.objects
+    assert (group, version, plural) == ("jobset.x-k8s.io", "v1alpha2", "jobsets")
+    # A JobSet that ran out of restarts fails the task for good (no retry can help).
+    cluster.polls = [["Failed"]]
+    with pytest.raises(AirflowFailException, match=f"JobSet {name}"):
+        train.python_callable(plan_doc, params=params)
