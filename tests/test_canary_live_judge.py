@@ -195,12 +195,13 @@ def test_the_confidence_sequence_is_wider_than_a_fixed_interval_at_one_look() ->
 
 def test_without_prometheus_the_canary_still_needs_examples(capsys: pytest.CaptureFixture) -> None:
     """--examples became optional in argparse (--prometheus does not use it); the offline canary
-    still refuses to run without it, with one line and exit 2, before touching the endpoint."""
+    still refuses to run without examples or logged traffic, with one line and exit 2, before
+    touching the endpoint."""
     from tfship.cli import main as cli_main
 
     assert cli_main(["canary", "--target", "grpc://127.0.0.1:1", "--name", "m"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Invalid value for argument `--examples`: it is empty" in err
+    assert err.count("\n") == 1 and "Pass exactly one of --examples" in err and "--traffic" in err
 
 
 def test_a_bad_prometheus_url_is_named(capsys: pytest.CaptureFixture) -> None:
