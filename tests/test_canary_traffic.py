@@ -258,3 +258,62 @@ def test_the_chains_canary_uses_the_newest_logged_traffic_when_there_is_any(tmp_
     assert "--examples" not in args
     assert args[args.index("--traffic") + 1] == str(tmp_path / "repo" / "request-logs" / "m-*.tfrecord")
     assert said[-1] == f"  [canary] input: logged traffic {args[args.index('--traffic') + 1]}"
+
+
+@pytest.fixture(scope="module")
+def export_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real tfship classification export (string, int64 and float features; several outputs, one a
+    string) as versions 1 = stable and 2 = canary. Yields (server, the glob of the gRPC traffic it logged:
+    batched Predict, some with an output filter, and Classify over tf.Examples)."""
+    from test_savedmodel_builders import raw_batch, tiny_job
+
+    from tfship import model_config, storage
+    from tfship.exporting import ExportConfig, export_job
+    from tfship.savedmodel import read_warmup_requests
+    from tfship.serving import serve
+    from tfship.serving.tensors import from_numpy
+
+    root = tmp_path_factory.mktemp("export-traffic")
+    job = tiny_job(str(root / "job"))
+    exported = export_job(job, ExportConfig(job_dir=str(root / "job"), export_dir=str(root / "export"), version=1)).path
+    config = model_config.ModelServerConfig()
+    (root / "repo" / "clf").mkdir(parents=True)
+    for version in (1, 2):
+        os.symlink(exported, root / "repo" / "clf" / str(version))
+        config = model_config.with_version(config, "clf", str(root / "repo" / "clf"), version)
+    for label, version in (("stable", 1), ("canary", 2)):
+        config = model_config.with_label(config, "clf", label, version)
+    repo = str(root / "repo")
+    storage.write_text(model_config.config_uri(repo), model_config.format_models_config(config))
+    with serve(repo, grpc_port=0, rest_port=-1, poll_seconds=0, request_log_dir=str(root / "logs"),
+               request_log_rate=1.0) as handle:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(handle.grpc_address))
+        for index in range(20):
+            for record in read_warmup_requests(exported):  # the export's own Predict and Classify requests
+                kind = record.WhichOneof("log_type")
+                request = getattr(record, kind).request
+                request.model_spec.name = "clf"
+                if kind == "predict_log":
+                    for name, column in raw_batch(1 + index % 4, seed=index).items():
+                        request.inputs[name].CopyFrom(from_numpy(column))
+                    if index % 2:
+                        request.output_filter.extend(["probabilities", "classes"])
+                    stub.Predict(request, timeout=30)
+                else:
+                    stub.Classify(request, timeout=30)
+    with serve(repo, grpc_port=0, rest_port=0, poll_seconds=0) as handle:
+        yield handle, str(root / "logs" / "clf-*.tfrecord")
+
+
+def test_rest_replay_judges_the_same_outputs_as_grpc_on_a_tfship_export(export_server: Any) -> None:
+    server, logged = export_server
+    # enough pairs that a zero flip rate of the least sent output is conclusive (upper bound < 2%)
+    requests = 1500
+    over_grpc = canary(f"grpc://{server.grpc_address}", "clf", "", traffic=logged, requests=requests)
+    over_rest = canary(server.rest_url, "clf", "", traffic=logged, requests=requests)
+    assert over_grpc.verdict == over_rest.verdict == "PASS", (over_grpc.reasons, over_rest.reasons)
+    judged = {m.name for m in over_rest.metrics}
+    assert judged == {m.name for m in over_grpc.metrics}
+    # several outputs (a string one among them) read from columnar answers, and Classify's scores
+    assert {"score_shift[serving_default/probabilities]", "flip_rate[serving_default/classes]"} <= judged, judged
+    assert any(name.endswith("/scores]") and "serving_default" not in name for name in judged), judged
