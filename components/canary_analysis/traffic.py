@@ -30,6 +30,7 @@ read from the full answer.
 from __future__ import annotations
 
 import base64
+import functools
 import glob
 import json
 import os
@@ -40,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from tfship.canary_analysis.client import AnswerReader, ResolvedModel, RestClient, json_array
+from tfship.canary_analysis.config import Target
 from tfship.canary_analysis.metrics import Observation
 from tfship.errors import DataError
 
@@ -275,8 +278,8 @@ class GrpcTraffic:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._calls = {PREDICT: stub.Predict, CLASSIFY: stub.Classify, REGRESS: stub.Regress}
 
-    def prepare(self, item: LoggedRequest, name: str, model: Any) -> tuple[str, Any]:
-        """(api, the request aimed at model `name` at `model.ref`, a ResolvedModel)."""
+    def prepare(self, item: LoggedRequest, name: str, model: ResolvedModel) -> tuple[str, Any]:
+        """(api, the request aimed at model `name` at `model.ref`)."""
         return item.api, _aimed(item, name, model.ref)
 
     def send(self, prepared: tuple[str, Any], deadline_s: float) -> Observation:
@@ -338,17 +341,15 @@ class RestTraffic:
     Shares the canary's `RestClient` (its keep-alive connections, error mapping and deadlines).
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: RestClient) -> None:
         self._client = client
 
-    def prepare(self, item: LoggedRequest, name: str, model: Any) -> tuple[str, bytes, Any]:
+    def prepare(self, item: LoggedRequest, name: str, model: ResolvedModel) -> tuple[str, bytes, AnswerReader]:
         """(path, JSON body, reader of the answer) for `item` sent to model `name` at `model.ref`.
 
-        `model` (a ResolvedModel) gives the signature's outputs: a columnar answer names its
-        outputs only when there are several.
+        `model.signatures` give the signature's outputs: a columnar answer names its outputs
+        only when there are several.
         """
-        import functools
-
         signature = item.signature or "serving_default"
         body: dict[str, Any] = {"signature_name": signature}
         if item.api == PREDICT:
@@ -368,7 +369,7 @@ class RestTraffic:
         path = f"{self._client.path(name, model.ref)}:{item.api}"
         return path, json.dumps(body).encode("utf-8"), read
 
-    def send(self, prepared: tuple[str, bytes, Any], deadline_s: float) -> Observation:
+    def send(self, prepared: tuple[str, bytes, AnswerReader], deadline_s: float) -> Observation:
         return self._client.send(prepared, deadline_s)
 
     def close(self) -> None:
@@ -378,8 +379,6 @@ class RestTraffic:
 
 def _read_columnar(signature: str, dtypes: dict[str, str], wanted: list[str], document: Any) -> dict[str, np.ndarray]:
     """The wanted outputs of `{"outputs": ...}` (a bare value when the signature has one output)."""
-    from tfship.canary_analysis.client import json_array
-
     outputs = document["outputs"]
     if len(dtypes) == 1:
         outputs = {next(iter(dtypes)): outputs}
@@ -396,6 +395,6 @@ def _read_regress(signature: str, document: Any) -> dict[str, np.ndarray]:
     return {f"{signature}/outputs": np.float32(document["results"][0])}
 
 
-def sender_for(target: Any, client: Any) -> GrpcTraffic | RestTraffic:
+def sender_for(target: Target, client: Any) -> GrpcTraffic | RestTraffic:
     """The traffic sender for `target`'s scheme (REST reuses the canary's `client`)."""
     return GrpcTraffic(target.address) if target.scheme == "grpc" else RestTraffic(client)
