@@ -14,7 +14,11 @@ A push goes through these steps; each one is safe to kill, and re-running the sa
    a name or repository that is a file, and an existing models.config that names no model over
    pushed versions (refused unless `force`). Nothing is written before this passes.
 1. Check the SavedModel (no TensorFlow needed), refuse links that leave it, and hash every file (SHA-256, plus CRC32C and MD5
-   for gs://). The SHA-256 list is the model's content id.
+   for gs://). The SHA-256 list is the model's content id. With `warmup_traffic`, the files pushed
+   are those of a private copy (hard links where possible) whose
+   `assets.extra/tf_serving_warmup_requests` was rebuilt from the request logs and replayed on
+   the model (TensorFlow needed then): the source directory is never written, and the manifest
+   and content id are those of the pushed tree, new warm-up file included.
 2. Claim the version by creating its manifest exclusively (`if_generation_match=0` on gs://, a
    hard link locally). A claim with the same content id is this push's own (re-run: resume or
    no-op); another content id means the version is taken (`VersionExistsError`, or the next free
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,6 +86,10 @@ class PushConfig:
         force: write models.config even when it exists but names no model over a repository
             that holds pushed versions (an emptied file): the model restarts with this version
             only, and every other model and label stays dropped. Default False: refused.
+        warmup_traffic: a glob of `tfship serve` request logs: the pushed version's warm-up
+            file is rebuilt from up to 1000 sampled logged requests (`tfship.warmup.
+            warm_up_from_traffic`), so it warms up on what users send. The source model
+            directory is not modified. Default "": pushed as it is.
     """
 
     model: str
@@ -92,6 +102,7 @@ class PushConfig:
     workers: int = 8
     progress: bool | None = None
     force: bool = False
+    warmup_traffic: str = ""
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):
@@ -458,8 +469,6 @@ def _preflight(config: PushConfig) -> bool:
 def run_push(config: PushConfig) -> PushResult:
     """Run the push described by `config` (see the module docstring for the steps)."""
     began = time.monotonic()
-    repo, name = config.repo, config.name
-    gcs = storage.is_gcs(repo)
     replace_empty = _preflight(config)
     model_dir = config.model
     if storage.is_gcs(model_dir):
@@ -467,6 +476,49 @@ def run_push(config: PushConfig) -> PushResult:
         storage.download_tree(config.model, model_dir)
     check_saved_model(model_dir)
     files = storage.local_files(model_dir)  # refuses links that leave the model, naming them
+    if config.warmup_traffic:
+        model_dir = _with_traffic_warmup(model_dir, files, config.warmup_traffic)
+        files = storage.local_files(model_dir)
+    try:
+        return _push_files(config, model_dir, files, began, replace_empty)
+    finally:
+        if config.warmup_traffic:
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def _with_traffic_warmup(model_dir: str, files: list[str], pattern: str) -> str:
+    """A private copy of `model_dir` whose warm-up file is rebuilt from the request logs `pattern` matches.
+
+    Files are hard-linked where the filesystem allows (no copy of large variables), copied
+    otherwise; the old warm-up file is left out, so the new one is a new file and the source's
+    is never written through a shared link.
+    """
+    from tfship.savedmodel import WARMUP_FILE
+    from tfship.warmup import warm_up_from_traffic
+
+    copy = tempfile.mkdtemp(prefix="tfship-push-warmup-")
+    try:
+        for file in files:
+            if os.path.normpath(file) == WARMUP_FILE:
+                continue
+            source, target = os.path.join(model_dir, file), os.path.join(copy, file)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # another filesystem, or links not allowed
+                shutil.copy2(source, target)
+        count = warm_up_from_traffic(copy, pattern)
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise
+    log.info("warm-up: %d logged requests from %s", count, pattern)
+    return copy
+
+
+def _push_files(config: PushConfig, model_dir: str, files: list[str], began: float, replace_empty: bool) -> PushResult:
+    """Steps 1 (hashing) to 4 of a push of `files` of the checked local `model_dir`."""
+    repo, name = config.repo, config.name
+    gcs = storage.is_gcs(repo)
     manifest = _hash_model(model_dir, files, gcs, config.workers)
     cid = content_id(manifest)
     base = _base(repo, name)

@@ -1,4 +1,4 @@
-"""TF Serving warm-up records: write them at export, replay them at validation.
+"""TF Serving warm-up records: write them at export (or from request logs at push), replay them at validation.
 
 TF Serving replays `assets.extra/tf_serving_warmup_requests` (a TFRecord file of PredictionLog
 protos, at most 1000 records) when it loads a version, before the version takes traffic: lazy
@@ -184,6 +184,34 @@ def records_from_traffic(pattern: str, limit: int = MAX_WARMUP_RECORDS, seed: in
     if not sample:
         raise DataError(f"--warmup-traffic {pattern}: the logs hold no predict, classify or regress request.")
     return sample
+
+
+def warm_up_from_traffic(version_dir: str, pattern: str) -> int:
+    """Rebuild `version_dir`'s warm-up file from the request logs `pattern` matches; returns the record count.
+
+    The records (`records_from_traffic`) are first replayed on the model as TF Serving's warm-up
+    will: a version that cannot answer what users send fails here, not at load, where TF Serving
+    would refuse the version while a label waits for it. `version_dir` must be a private copy:
+    its warm-up file is replaced.
+
+    Raises:
+        DataError: see `records_from_traffic`.
+        ModelError: the model fails a record (its index in the sample named).
+    """
+    from tfship.savedmodel import load_session_model
+
+    records = records_from_traffic(pattern)
+    with load_session_model(version_dir) as model:
+        for index, record in enumerate(records):
+            try:
+                replay(model, record)
+            except Exception as error:
+                raise ModelError(
+                    f"--warmup-traffic {pattern}: the model fails sampled logged request {index} "
+                    f"({record.WhichOneof('log_type')}): {error}"
+                ) from error
+    write_warmup_file(version_dir, records)
+    return len(records)
 
 
 def build_records(

@@ -1,8 +1,9 @@
 """`tfship canary --traffic`: logged requests replayed to both versions of a real `tfship serve`.
 
-The traffic is real: a server with `--request-log-dir` logs what gRPC clients send (predict,
-classify and regress, on three signatures), and the canary replays those TFRecords. KServe's
-payload logger cannot run here (no cluster); its JSON lines are written as it writes them.
+The traffic is real: a server with `--request-log-dir` logs what gRPC and REST clients send
+(predict, classify and regress, on three signatures; binary strings), and the canary replays those
+TFRecords over gRPC and over REST. KServe's payload logger cannot run here (no cluster); its JSON
+lines are written as it writes them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +75,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, tf_serving_testdata: Path):
         yield handle
 
 
+def target_of(server: Any, scheme: str) -> str:
+    return f"grpc://{server.grpc_address}" if scheme == "grpc" else server.rest_url
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "rest"])
 def test_logged_traffic_keeps_its_api_and_signature_and_an_identical_candidate_passes(
-    server: Any, logged: str, tmp_path: Path
+    server: Any, logged: str, tmp_path: Path, scheme: str
 ) -> None:
-    result = canary(f"grpc://{server.grpc_address}", "m", "", traffic=logged, requests=REQUESTS,
-                    report_dir=str(tmp_path))
+    # over REST each record goes to :predict (columnar), :classify or :regress
+    result = canary(target_of(server, scheme), "m", "", traffic=logged, requests=REQUESTS, report_dir=str(tmp_path))
     assert result.verdict == "PASS", result.reasons
     judged = {m.name for m in result.metrics}
     # one output per logged API and signature: the answers came from Predict, Classify and Regress
@@ -113,10 +120,11 @@ def kserve_lines(count: int) -> str:
     return "".join(json.dumps(line) + "\n" for line in lines)
 
 
-def test_kserve_logger_json_lines_are_replayed(server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["grpc", "rest"])
+def test_kserve_logger_json_lines_are_replayed(server: Any, tmp_path: Path, scheme: str) -> None:
     path = tmp_path / "kserve.jsonl"
     path.write_text(kserve_lines(30))
-    target = f"grpc://{server.grpc_address}"
+    target = target_of(server, scheme)
     assert canary(target, "m", "", traffic=str(path), requests=REQUESTS).verdict == "PASS"
     shifted = canary(target, "m", "", traffic=str(path), candidate="three", requests=REQUESTS)
     assert shifted.verdict == "FAIL"
@@ -169,14 +177,64 @@ def test_a_bad_record_is_one_line_naming_file_and_record(
     assert code == 2 and len(error.splitlines()) == 1 and path in error
 
 
-def test_a_glob_matching_nothing_and_a_rest_target_are_refused(server: Any, tmp_path: Path) -> None:
-    from tfship.errors import ConfigError
-
+@pytest.mark.parametrize("scheme", ["grpc", "rest"])
+def test_a_glob_matching_nothing_is_refused(server: Any, tmp_path: Path, scheme: str) -> None:
     with pytest.raises(DataError, match="no file matches"):
-        canary(f"grpc://{server.grpc_address}", "m", "", traffic=str(tmp_path / "none-*.tfrecord"))
-    with pytest.raises(ConfigError, match="--traffic replays logged requests over gRPC"):
-        canary(server.rest_url, "m", "", traffic=str(tmp_path / "x.tfrecord"))
+        canary(target_of(server, scheme), "m", "", traffic=str(tmp_path / "none-*.tfrecord"))
     assert not os.listdir(tmp_path)
+
+
+def save_length_model(path: Path, offset: float) -> None:
+    """A servable model of a string input: y = byte length of `text` + offset."""
+
+    class Length(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.cast(tf.strings.length(text), tf.float32) + offset}
+
+    module = Length()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.__call__})
+
+
+@pytest.fixture(scope="module")
+def bytes_server(tmp_path_factory: pytest.TempPathFactory):
+    """Model b: 1 and 2 = length, 3 = length + 1; labels stable -> 1, canary -> 2, shifted -> 3.
+
+    Yields (server, the glob of the REST requests it logged: binary strings sent as {"b64": ...}).
+    """
+    from tfship import model_config, storage
+    from tfship.serving import serve
+
+    root = tmp_path_factory.mktemp("bytes-repo")
+    config = model_config.ModelServerConfig()
+    for version, offset in ((1, 0.0), (2, 0.0), (3, 1.0)):
+        save_length_model(root / "b" / str(version), offset)
+        config = model_config.with_version(config, "b", str(root / "b"), version)
+    for label, version in (("stable", 1), ("canary", 2), ("shifted", 3)):
+        config = model_config.with_label(config, "b", label, version)
+    storage.write_text(model_config.config_uri(str(root)), model_config.format_models_config(config))
+    logs = tmp_path_factory.mktemp("bytes-logs")
+    with serve(str(root), grpc_port=0, rest_port=0, poll_seconds=0, request_log_dir=str(logs),
+               request_log_rate=1.0) as handle:
+        for i in range(40):
+            texts = [bytes([0xFF, 0x00]) * i, bytes(range(i % 7 + 1)) + b"\xfe"]  # not UTF-8
+            body = {"inputs": {"text": [{"b64": base64.b64encode(t).decode()} for t in texts]}}
+            request = urllib.request.Request(f"{handle.rest_url}/v1/models/b/labels/stable:predict", json.dumps(body).encode(),
+                                             {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert json.loads(answer.read())["outputs"] == [2.0 * i, float(i % 7 + 2)]
+    # the log files are complete (visible to readers) once the logging server stops
+    with serve(str(root), grpc_port=0, rest_port=0, poll_seconds=0) as handle:
+        yield handle, str(logs / "b-*.tfrecord")
+
+
+def test_binary_strings_logged_over_rest_are_replayed_over_rest_as_b64(bytes_server: Any) -> None:
+    server, logged = bytes_server
+    same = canary(server.rest_url, "b", "", traffic=logged, requests=REQUESTS)
+    assert same.verdict == "PASS", same.reasons
+    shifted = canary(server.rest_url, "b", "", traffic=logged, candidate="shifted", requests=REQUESTS)
+    assert shifted.verdict == "FAIL"
+    assert {m.name: m.classification for m in shifted.metrics}["score_shift[serving_default/y]"] == "HIGH"
 
 
 def test_the_chains_canary_uses_the_newest_logged_traffic_when_there_is_any(tmp_path: Path) -> None:
@@ -200,3 +258,62 @@ def test_the_chains_canary_uses_the_newest_logged_traffic_when_there_is_any(tmp_
     assert "--examples" not in args
     assert args[args.index("--traffic") + 1] == str(tmp_path / "repo" / "request-logs" / "m-*.tfrecord")
     assert said[-1] == f"  [canary] input: logged traffic {args[args.index('--traffic') + 1]}"
+
+
+@pytest.fixture(scope="module")
+def export_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real tfship classification export (string, int64 and float features; several outputs, one a
+    string) as versions 1 = stable and 2 = canary. Yields (server, the glob of the gRPC traffic it logged:
+    batched Predict, some with an output filter, and Classify over tf.Examples)."""
+    from test_savedmodel_builders import raw_batch, tiny_job
+
+    from tfship import model_config, storage
+    from tfship.exporting import ExportConfig, export_job
+    from tfship.savedmodel import read_warmup_requests
+    from tfship.serving import serve
+    from tfship.serving.tensors import from_numpy
+
+    root = tmp_path_factory.mktemp("export-traffic")
+    job = tiny_job(str(root / "job"))
+    exported = export_job(job, ExportConfig(job_dir=str(root / "job"), export_dir=str(root / "export"), version=1)).path
+    config = model_config.ModelServerConfig()
+    (root / "repo" / "clf").mkdir(parents=True)
+    for version in (1, 2):
+        os.symlink(exported, root / "repo" / "clf" / str(version))
+        config = model_config.with_version(config, "clf", str(root / "repo" / "clf"), version)
+    for label, version in (("stable", 1), ("canary", 2)):
+        config = model_config.with_label(config, "clf", label, version)
+    repo = str(root / "repo")
+    storage.write_text(model_config.config_uri(repo), model_config.format_models_config(config))
+    with serve(repo, grpc_port=0, rest_port=-1, poll_seconds=0, request_log_dir=str(root / "logs"),
+               request_log_rate=1.0) as handle:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(handle.grpc_address))
+        for index in range(20):
+            for record in read_warmup_requests(exported):  # the export's own Predict and Classify requests
+                kind = record.WhichOneof("log_type")
+                request = getattr(record, kind).request
+                request.model_spec.name = "clf"
+                if kind == "predict_log":
+                    for name, column in raw_batch(1 + index % 4, seed=index).items():
+                        request.inputs[name].CopyFrom(from_numpy(column))
+                    if index % 2:
+                        request.output_filter.extend(["probabilities", "classes"])
+                    stub.Predict(request, timeout=30)
+                else:
+                    stub.Classify(request, timeout=30)
+    with serve(repo, grpc_port=0, rest_port=0, poll_seconds=0) as handle:
+        yield handle, str(root / "logs" / "clf-*.tfrecord")
+
+
+def test_rest_replay_judges_the_same_outputs_as_grpc_on_a_tfship_export(export_server: Any) -> None:
+    server, logged = export_server
+    # enough pairs that a zero flip rate of the least sent output is conclusive (upper bound < 2%)
+    requests = 1500
+    over_grpc = canary(f"grpc://{server.grpc_address}", "clf", "", traffic=logged, requests=requests)
+    over_rest = canary(server.rest_url, "clf", "", traffic=logged, requests=requests)
+    assert over_grpc.verdict == over_rest.verdict == "PASS", (over_grpc.reasons, over_rest.reasons)
+    judged = {m.name for m in over_rest.metrics}
+    assert judged == {m.name for m in over_grpc.metrics}
+    # several outputs (a string one among them) read from columnar answers, and Classify's scores
+    assert {"score_shift[serving_default/probabilities]", "flip_rate[serving_default/classes]"} <= judged, judged
+    assert any(name.endswith("/scores]") and "serving_default" not in name for name in judged), judged

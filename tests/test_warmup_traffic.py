@@ -108,3 +108,65 @@ def test_bad_logs_are_one_error_naming_the_file_and_record(tmp_path: Path) -> No
         writer.write(b"\x00garbage")
     with pytest.raises(DataError, match=rf"{path}, record 2: not a PredictionLog"):
         records_from_traffic(str(tmp_path / "m-*.tfrecord"))
+
+
+def tree_digests(root: str) -> dict[str, str]:
+    """relative path -> SHA-256 of every file under `root`."""
+    import hashlib
+
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(Path(root).rglob("*")) if path.is_file()
+    }
+
+
+def test_push_rebuilds_the_pushed_versions_warmup_from_traffic_and_leaves_the_source_alone(
+    logged, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    from tfship.cli import main as cli_main
+    from tfship.savedmodel import WARMUP_FILE
+
+    job, export_dir, pattern, sent = logged
+    source = export_job(job, ExportConfig(job_dir="unused", export_dir=str(tmp_path / "export"))).path
+    before = tree_digests(source)
+    held_out = sorted(request_bytes(r) for r in read_warmup_requests(source))  # the export's own records
+    repo = str(tmp_path / "repo")
+    command = ["push", "--model", source, "--repo", repo, "--name", "clf", "--label", "", "--warmup-traffic", pattern]
+    assert cli_main(command) == 0
+    assert tree_digests(source) == before  # the source directory is not modified
+    version = Path(source).name
+    pushed = str(Path(repo) / "clf" / version)
+    assert sorted(request_bytes(r) for r in read_warmup_requests(pushed)) == sorted(sent) != held_out
+    # the manifest (checksums, content id) is the pushed tree's, new warm-up file included
+    manifest = json.loads((Path(repo) / "clf" / ".tfship" / "versions" / f"{version}.json").read_text())
+    assert {path: digest["sha256"] for path, digest in manifest["files"].items()} == tree_digests(pushed)
+    assert tree_digests(pushed)[WARMUP_FILE] != before[WARMUP_FILE]
+    capsys.readouterr()
+    assert cli_main(command) == 0 and "already there (no-op)" in capsys.readouterr().out  # same logs, same content
+    # tfship serve loads the version, replaying its new warm-up records first
+    with serve(repo, grpc_port=0, rest_port=-1, poll_seconds=0) as server:
+        assert server.manager.loaded() == {"clf": [int(version)]}
+
+
+def test_push_refuses_traffic_it_cannot_warm_up_on_before_writing_anything(
+    logged, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from tfship.cli import main as cli_main
+
+    job, export_dir, _pattern, _sent = logged
+    source = export_job(job, ExportConfig(job_dir="unused", export_dir=str(tmp_path / "export"))).path
+    other = tmp_path / "logs"
+    logger = RequestLogger(LogSettings(str(other / "clf"), 1.0))
+    record = prediction_log_pb2.PredictionLog()  # a request for an input the model does not have
+    record.predict_log.request.inputs["nope"].CopyFrom(tf.make_tensor_proto(np.array([[1.0]], np.float32)))
+    logger.write(record)
+    logger.close()
+    repo = tmp_path / "repo"
+    for pattern, message in ((str(tmp_path / "none-*.tfrecord"), "no file matches"),
+                             (str(other / "clf-*.tfrecord"), "the model fails sampled logged request 0")):
+        code = cli_main(["push", "--model", source, "--repo", str(repo), "--name", "clf", "--warmup-traffic", pattern])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and message in error[-1] and pattern in error[-1], error
+        assert not repo.exists()

@@ -9,11 +9,13 @@ only: requests are built before the run and answers parsed after the clock stops
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +36,10 @@ _CODE_OF_HTTP = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
 # these says nothing about the example.
 SERVER_FAILURE_CODES = frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS", "UNIMPLEMENTED", "UNAVAILABLE",
                                   "DEADLINE_EXCEEDED"})
+
+
+# Reads the outputs of a 200 answer's JSON document; KeyError/IndexError/TypeError/ValueError = unreadable.
+AnswerReader = Callable[[Any], dict[str, np.ndarray]]
 
 
 def _code_of_http(status: int) -> str:
@@ -213,7 +219,8 @@ class RestClient:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _path(name: str, ref: VersionRef) -> str:
+    def path(name: str, ref: VersionRef) -> str:
+        """The REST path of model `name` at `ref` (`/labels/L` or `/versions/N`), before `:verb`."""
         from urllib.parse import quote
 
         base = f"/v1/models/{quote(name, safe='')}"
@@ -225,7 +232,7 @@ class RestClient:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        path = self._path(name, ref) + "/metadata"
+        path = self.path(name, ref) + "/metadata"
         try:
             status, body = self._request("GET", path, None, deadline_s)
         except (OSError, http.client.HTTPException) as error:
@@ -253,10 +260,11 @@ class RestClient:
         from tfship.canary_analysis.examples import as_json_values
 
         body = json.dumps({"signature_name": signature, "instances": [as_json_values(example)]}).encode("utf-8")
-        return self._path(name, ref) + ":predict", body, dict(output_dtypes)
+        return self.path(name, ref) + ":predict", body, functools.partial(_read_predictions, dict(output_dtypes))
 
-    def send(self, prepared: Any, deadline_s: float) -> Observation:
-        path, body, output_dtypes = prepared
+    def send(self, prepared: tuple[str, bytes, AnswerReader], deadline_s: float) -> Observation:
+        """POST one prepared request: (path, JSON body, the reader of a 200 answer's document)."""
+        path, body, read = prepared
         started = time.perf_counter()
         try:
             status, answer = self._request("POST", path, body, deadline_s)
@@ -273,10 +281,7 @@ class RestClient:
             message = document.get("error", "") if isinstance(document, dict) else ""
             return Observation(False, latency, _code_of_http(status), message)
         try:
-            prediction = document["predictions"][0]
-            if len(output_dtypes) == 1:
-                prediction = {next(iter(output_dtypes)): prediction}
-            outputs = {key: _json_array(prediction[key], output_dtypes[key]) for key in output_dtypes}
+            outputs = read(document)
         except (KeyError, IndexError, TypeError, ValueError) as error:
             return Observation(False, latency, "DATA_LOSS", f"unreadable answer: {type(error).__name__}: {error}")
         return Observation(True, latency, outputs=outputs)
@@ -288,7 +293,16 @@ class RestClient:
             self._connections.clear()
 
 
-def _json_array(value: Any, dtype: str) -> np.ndarray:
+def _read_predictions(output_dtypes: dict[str, str], document: Any) -> dict[str, np.ndarray]:
+    """The outputs of a row-format answer to one example (`{"predictions": [...]}`)."""
+    prediction = document["predictions"][0]
+    if len(output_dtypes) == 1:
+        prediction = {next(iter(output_dtypes)): prediction}
+    return {key: json_array(prediction[key], output_dtypes[key]) for key in output_dtypes}
+
+
+def json_array(value: Any, dtype: str) -> np.ndarray:
+    """A REST answer's JSON value as an array of `dtype` (strings: text, or `{"b64": ...}` for bytes)."""
     if dtype == "string":
         def leaf(v: Any) -> Any:
             return base64.b64decode(v["b64"]) if isinstance(v, dict) else str(v).encode("utf-8")

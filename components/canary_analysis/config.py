@@ -72,7 +72,7 @@ class CanaryConfig:
             CSV with a header; local or gs://. Requests cycle through the rows.
         traffic: instead of `examples`, a glob of logged requests to replay (PredictionLog
             TFRecords from `tfship serve --request-log-dir`, or KServe logger JSON lines), each on
-            its own API and signature; gRPC targets only (see `tfship.canary_analysis.traffic`).
+            its own API and signature, over gRPC or REST (see `tfship.canary_analysis.traffic`).
         candidate, baseline: version labels or numbers (default `canary` vs `stable`).
         requests: paired requests to send (each goes to both versions). Default 500.
         concurrency: pairs in flight at once. Default 8.
@@ -118,11 +118,6 @@ class CanaryConfig:
             raise ConfigError(
                 "Pass exactly one of --examples (a JSONL or CSV file of rows) and --traffic (a glob of logged "
                 f"requests). Received: examples={self.examples!r}, traffic={self.traffic!r}."
-            )
-        if self.traffic and Target.parse(self.target).scheme != "grpc":
-            raise ConfigError(
-                f"--traffic replays logged requests over gRPC; --target {self.target} is REST. "
-                "Pass the server's grpc://host:port."
             )
         candidate = VersionRef.parse(self.candidate, "--candidate")
         baseline = VersionRef.parse(self.baseline, "--baseline")

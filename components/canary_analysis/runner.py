@@ -29,7 +29,6 @@ from tfship.canary_analysis.config import CanaryConfig
 from tfship.canary_analysis.examples import Row, fit_examples, read_examples
 from tfship.canary_analysis.judge import FAIL, PASS, MetricResult, Verdict, decide
 from tfship.canary_analysis.metrics import Observation
-from tfship.canary_analysis.traffic import TrafficSender
 from tfship.canary_analysis.report import public, write_reports
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, DataError, EndpointError
 
@@ -137,7 +136,7 @@ def _example_requests(config: CanaryConfig, rows: list[Row], client: Any, baseli
     return _Requests(prepared, client.send, output_dtypes, problem, f"examples {config.examples}")
 
 
-def _traffic_requests(config: CanaryConfig, sender: TrafficSender, baseline: ResolvedModel,
+def _traffic_requests(config: CanaryConfig, sender: traffic.GrpcTraffic | traffic.RestTraffic, baseline: ResolvedModel,
                       candidate: ResolvedModel) -> _Requests:
     """The logged requests of `config.traffic`, each kept on its API and signature."""
     logged = traffic.read_traffic(config.traffic, baseline.signatures)
@@ -147,8 +146,9 @@ def _traffic_requests(config: CanaryConfig, sender: TrafficSender, baseline: Res
         for name in sorted({item.signature or "serving_default" for item in logged})
         if (problem := _incompatibility(baseline.signatures[name], candidate.signatures.get(name)))
     ]
-    prepared = {
-        side: [traffic.aimed(item, config.name, model.ref) for item in logged]
+    # aimed at each side's own signatures (a REST answer is read by them), so prepared only when compatible
+    prepared = {} if problems else {
+        side: [sender.prepare(item, config.name, model) for item in logged]
         for side, model in (("baseline", baseline), ("candidate", candidate))
     }
     return _Requests(prepared, sender.send, output_dtypes, "; ".join(problems) or None, f"traffic {config.traffic}")
@@ -159,7 +159,7 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
     started = time.monotonic()
     rows = read_examples(config.examples) if config.examples else []  # a bad file fails before any request
     client = make_client(config.target_ref)
-    sender = traffic.TrafficSender(config.target_ref.address) if config.traffic else None
+    sender = traffic.sender_for(config.target_ref, client) if config.traffic else None
     try:
         baseline = client.resolve(config.name, config.baseline_ref, config.deadline_s, "--baseline")
         candidate = client.resolve(config.name, config.candidate_ref, config.deadline_s, "--candidate")

@@ -17,13 +17,20 @@ cannot be read stops the run with ONE line naming the file and the record number
 Each logged request is split into single-example requests (predict: along the batch dimension;
 classify/regress: one tf.Example each, its context kept), so the judge's pairs are examples, as
 with example rows. Answers are keyed `<signature>/<output>`, so traffic mixing signatures and
-APIs is judged output by output. Replay is over gRPC: the logged request protos are sent as they
-were logged, only their ModelSpec pointed at the baseline or the candidate.
+APIs is judged output by output. Over gRPC (`GrpcTraffic`) the logged request protos are sent as
+they were logged, only their ModelSpec pointed at the baseline or the candidate. Over REST
+(`RestTraffic`) each goes to the same API's REST verb: predict as a columnar `:predict` body
+(`"inputs"`: every tensor keeps its logged shape and dtype, whatever the inputs' shapes; a row body
+would need them to share a batch dimension), classify and regress as `:classify` / `:regress`
+bodies (`"examples"`, and `"context"` when logged with one); bytes travel as `{"b64": ...}`, so
+binary strings survive. REST has no output filter: a predict request's filter picks the outputs
+read from the full answer.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import glob
 import json
 import os
@@ -34,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from tfship.canary_analysis.client import AnswerReader, ResolvedModel, RestClient, json_array
+from tfship.canary_analysis.config import Target
 from tfship.canary_analysis.metrics import Observation
 from tfship.errors import DataError
 
@@ -239,8 +248,8 @@ def output_dtypes(requests: list[LoggedRequest], signatures: dict[str, Any]) -> 
     return dtypes
 
 
-def aimed(item: LoggedRequest, name: str, ref: Any) -> tuple[str, Any]:
-    """(api, a copy of the request whose ModelSpec names model `name` at `ref`)."""
+def _aimed(item: LoggedRequest, name: str, ref: Any) -> Any:
+    """A copy of the request whose ModelSpec names model `name` at `ref`."""
     request = type(item.request)()
     request.CopyFrom(item.request)
     spec = request.model_spec
@@ -249,11 +258,11 @@ def aimed(item: LoggedRequest, name: str, ref: Any) -> tuple[str, Any]:
         spec.version_label = ref.label
     else:
         spec.version.value = ref.version
-    return item.api, request
+    return request
 
 
-class TrafficSender:
-    """Sends aimed logged requests over gRPC through the API each was logged with.
+class GrpcTraffic:
+    """Sends logged requests over gRPC through the API each was logged with.
 
     Thread-safe (one channel, many calling threads), like the canary's clients.
     """
@@ -268,6 +277,10 @@ class TrafficSender:
         )
         stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._calls = {PREDICT: stub.Predict, CLASSIFY: stub.Classify, REGRESS: stub.Regress}
+
+    def prepare(self, item: LoggedRequest, name: str, model: ResolvedModel) -> tuple[str, Any]:
+        """(api, the request aimed at model `name` at `model.ref`)."""
+        return item.api, _aimed(item, name, model.ref)
 
     def send(self, prepared: tuple[str, Any], deadline_s: float) -> Observation:
         from tfship.serving.tensors import to_numpy
@@ -294,3 +307,94 @@ class TrafficSender:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def _b64(value: Any) -> dict[str, str]:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def _json_tensor(array: np.ndarray) -> Any:
+    """A tensor as REST JSON: nested lists (a scalar bare), bytes as `{"b64": ...}`."""
+    if array.dtype.kind in "OSU":
+        return np.vectorize(_b64, otypes=[object])(array).tolist()
+    return array.tolist()
+
+
+def _json_example(example: Any) -> dict[str, list[Any]]:
+    """A tf.Example as a REST example object: feature -> its values (float, int or {"b64": ...})."""
+    values: dict[str, list[Any]] = {}
+    for feature_name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "bytes_list":
+            values[feature_name] = [_b64(v) for v in feature.bytes_list.value]
+        elif kind == "float_list":  # json writes a float with a point or exponent: read back as float
+            values[feature_name] = [float(v) for v in feature.float_list.value]
+        else:
+            values[feature_name] = [int(v) for v in feature.int64_list.value] if kind else []
+    return values
+
+
+class RestTraffic:
+    """Sends logged requests over TF Serving's REST API, each to its API's verb (see module docstring).
+
+    Shares the canary's `RestClient` (its keep-alive connections, error mapping and deadlines).
+    """
+
+    def __init__(self, client: RestClient) -> None:
+        self._client = client
+
+    def prepare(self, item: LoggedRequest, name: str, model: ResolvedModel) -> tuple[str, bytes, AnswerReader]:
+        """(path, JSON body, reader of the answer) for `item` sent to model `name` at `model.ref`.
+
+        `model.signatures` give the signature's outputs: a columnar answer names its outputs
+        only when there are several.
+        """
+        signature = item.signature or "serving_default"
+        body: dict[str, Any] = {"signature_name": signature}
+        if item.api == PREDICT:
+            from tfship.serving.tensors import to_numpy
+
+            body["inputs"] = {alias: _json_tensor(to_numpy(tensor)) for alias, tensor in item.request.inputs.items()}
+            dtypes = {output: spec.dtype for output, spec in model.signatures[signature].outputs.items()}
+            wanted = list(item.request.output_filter) or list(dtypes)
+            read = functools.partial(_read_columnar, signature, dtypes, wanted)
+        else:
+            kind = item.request.input.WhichOneof("kind")
+            examples = getattr(item.request.input, kind)
+            if kind == "example_list_with_context":
+                body["context"] = _json_example(examples.context)
+            body["examples"] = [_json_example(example) for example in examples.examples]
+            read = functools.partial(_read_classify if item.api == CLASSIFY else _read_regress, signature)
+        path = f"{self._client.path(name, model.ref)}:{item.api}"
+        return path, json.dumps(body).encode("utf-8"), read
+
+    def send(self, prepared: tuple[str, bytes, AnswerReader], deadline_s: float) -> Observation:
+        return self._client.send(prepared, deadline_s)
+
+    def close(self) -> None:
+        """Closes the shared client's connections (closing twice is harmless)."""
+        self._client.close()
+
+
+def _read_columnar(signature: str, dtypes: dict[str, str], wanted: list[str], document: Any) -> dict[str, np.ndarray]:
+    """The wanted outputs of `{"outputs": ...}` (a bare value when the signature has one output)."""
+    outputs = document["outputs"]
+    if len(dtypes) == 1:
+        outputs = {next(iter(dtypes)): outputs}
+    return {f"{signature}/{output}": json_array(outputs[output], dtypes[output])[0] for output in wanted}
+
+
+def _read_classify(signature: str, document: Any) -> dict[str, np.ndarray]:
+    """The class scores of `{"results": [[[label, score], ...]]}`, as a Classify answer's over gRPC."""
+    return {f"{signature}/scores": np.array([float(score) for _, score in document["results"][0]], np.float32)}
+
+
+def _read_regress(signature: str, document: Any) -> dict[str, np.ndarray]:
+    """The value of `{"results": [value]}`, as a Regress answer's over gRPC."""
+    return {f"{signature}/outputs": np.float32(document["results"][0])}
+
+
+def sender_for(target: Target, client: Any) -> GrpcTraffic | RestTraffic:
+    """The traffic sender for `target`'s scheme (REST reuses the canary's `client`)."""
+    return GrpcTraffic(target.address) if target.scheme == "grpc" else RestTraffic(client)

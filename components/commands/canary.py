@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(required without --prometheus)")
     parser.add_argument("--traffic", default="", metavar="GLOB",
                         help="replay logged requests instead of --examples: PredictionLog TFRecords "
-                             "(tfship serve --request-log-dir) or KServe logger JSON lines (*.jsonl); gRPC targets")
+                             "(tfship serve --request-log-dir) or KServe logger JSON lines (*.jsonl), over gRPC or REST")
     parser.add_argument("--requests", type=int, default=500, help="paired requests to send (default 500)")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once (default 8)")
     parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every request, seconds (default 10)")

@@ -1,7 +1,8 @@
 """`tfship push`: publish a SavedModel version into a TF Serving model repository.
 
 Thin: flags -> `PushConfig` -> `tfship.pushing.run_push`. No TensorFlow is imported (the model is
-checked from its files), so a push container needs only the `gcs` extra and the serving protos.
+checked from its files), so a push container needs only the `gcs` extra and the serving protos;
+only `--warmup-traffic` (read the request logs, replay them on the model) needs TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=8, help="files transferred at once (default 8)")
     parser.add_argument("--force", action="store_true",
                         help="write models.config even when it is empty over a repository that holds pushed versions")
+    parser.add_argument("--warmup-traffic", default="", metavar="GLOB",
+                        help="rebuild the pushed version's assets.extra/tf_serving_warmup_requests from up to 1000 "
+                             "sampled requests of tfship serve's request logs (the source directory is not changed)")
     add_storage_arguments(parser)
     parser.add_argument("--verbose", "-v", action="store_true", help="log every transfer step")
 
@@ -73,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
         wait_timeout_s=args.wait_timeout,
         workers=args.workers,
         force=args.force,
+        warmup_traffic=args.warmup_traffic,
     )
     result = run_push(config)
     state = "already there (no-op)" if not (result.uploaded or result.config_changed) else "pushed"

@@ -9,10 +9,13 @@ Three kinds, one file each, rewritten at every step (and on rollback):
 For Istio and Gateway API the two versions are two Kubernetes Services (by default `<name>-stable`
 and `<name>-canary`, each in front of a TF Serving that serves one version).
 
-Every manifest is checked against a JSON Schema before it is written. No PyPI package publishes
-the Istio or Gateway API CRD schemas (and KServe's SDK pulls a web server, pandas and more), so
-`SCHEMAS` holds, written from each project's API reference, the part of each CRD's OpenAPI schema
-that covers the fields tfship writes: types, required fields, ranges, and no unknown fields.
+Every manifest is checked against a JSON Schema before it is written. No maintained PyPI package
+ships the published schemas of these kinds in a usable form (searched again in December 2026:
+none for Gateway API; for Istio only `cloudcoil-models-istio`, whose models ignore unknown fields
+and pull a Kubernetes client framework; KServe's SDK needs kubernetes>=37, a web server and pandas;
+docs/rollout.md lists what was searched), so `SCHEMAS` holds, written from each project's API
+reference, the part of each CRD's OpenAPI schema that covers the fields tfship writes: types,
+required fields, ranges, and no unknown fields.
 """
 
 from __future__ import annotations
