@@ -191,14 +191,18 @@ def _free_version(export_dir: str, version: int | None) -> int:
 def _check_serves(path: str, records: list, smoke_run: bool = False) -> dict[str, str]:
     """Load `path` as TF Serving does and replay its warm-up `records`; its signatures' methods.
 
-    `smoke_run` also runs every signature without string inputs once on generated values: a model
-    can load and still fail its first request (a naive Keras 3 save finds no variables only then).
+    `smoke_run` also runs `serving_default` (what validate and the canary send to) once on generated
+    values, unless it takes strings: a model can load and still fail its first request (a naive
+    Keras 3 save finds no variables only then). Other signatures are left to validate: TF Serving
+    serves a model whose other signatures fail (its own half_plus_three declares a float input to
+    a string tensor).
     Raises ModelError with the loader's reason, or naming the first record or signature that fails.
     """
     import numpy as np
 
     from tfship import warmup
     from tfship.savedmodel import explain_run_error, load_session_model
+    from tfship.signatures import SERVING_DEFAULT
     from tfship.validate_worker import concrete_shape, generate_values
 
     with load_session_model(path) as model:
@@ -207,8 +211,8 @@ def _check_serves(path: str, records: list, smoke_run: bool = False) -> dict[str
                 warmup.replay(model, record)
             except Exception as error:
                 raise ModelError(f"The model at {path} fails warm-up record {index}: {error}") from error
-        runnable = [sig for sig in model.signatures.values()
-                    if smoke_run and all(spec.dtype != "string" for spec in sig.inputs.values())]
+        runnable = [sig for name, sig in model.signatures.items() if smoke_run and name == SERVING_DEFAULT
+                    and all(spec.dtype != "string" for spec in sig.inputs.values())]
         rng = np.random.default_rng(0)
         for sig in runnable:
             feeds = {name: generate_values(spec.dtype, concrete_shape(spec.shape, 1), rng)

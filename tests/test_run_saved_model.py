@@ -6,7 +6,6 @@ and a naive Keras 3 `tf.saved_model.save` that TF Serving's loader refuses.
 
 from __future__ import annotations
 
-import filecmp
 import json
 from pathlib import Path
 
@@ -20,13 +19,11 @@ from tfship.exporting import import_saved_model
 
 
 def _same_tree(left: Path, right: Path) -> bool:
-    """Whether two folders hold the same files with the same bytes."""
-    compared = filecmp.dircmp(left, right)
-    if compared.left_only or compared.right_only or compared.funny_files:
-        return False
-    _, mismatch, errors = filecmp.cmpfiles(left, right, compared.common_files, shallow=False)
-    return not mismatch and not errors and all(
-        _same_tree(left / sub, right / sub) for sub in compared.common_dirs)
+    """Whether two folders hold the same files with the same bytes (empty folders aside: push skips them)."""
+    def files(root: Path) -> dict[Path, bytes]:
+        return {path.relative_to(root): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+
+    return files(left) == files(right)
 
 
 def _stable(repo: Path, name: str) -> int | None:
@@ -107,27 +104,29 @@ def test_run_refuses_a_model_tf_serving_cannot_load_and_pushes_nothing(tmp_path)
 
 
 @pytest.mark.slow
-def test_run_takes_saved_models_through_validate_push_canary_and_promote(tmp_path, tf_serving_testdata):
-    half_plus_two = str(tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123")
-    half_plus_three = str(tf_serving_testdata / "saved_model_half_plus_three" / "00000123")
-    args = ["run", "--run-dir", str(tmp_path), "--name", "hp", "--requests", "64"]
-    first = tfship(*args, "--saved-model", half_plus_two)
+def test_run_takes_saved_models_through_validate_push_canary_and_promote(tmp_path):
+    for seed in (0, 1):
+        keras_export(str(tmp_path / f"keras-{seed}"), seed=seed)
+    args = ["run", "--run-dir", str(tmp_path), "--name", "keras"]
+    first = tfship(*args, "--saved-model", str(tmp_path / "keras-0"))
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    assert _stable(tmp_path / "repo", "hp") == 1
-    same = tfship(*args, "--saved-model", half_plus_two)
+    assert _stable(tmp_path / "repo", "keras") == 1
+    assert _same_tree(tmp_path / "keras-0", tmp_path / "repo" / "keras" / "1")
+    same = tfship(*args, "--saved-model", str(tmp_path / "keras-0"))
     assert same.returncode == 0, same.stdout[-4000:] + same.stderr[-4000:]
-    assert "verdict:  PASS" in same.stdout and _stable(tmp_path / "repo", "hp") == 2
-    other = tfship(*args, "--saved-model", half_plus_three)  # y = x/2 + 3: every answer moves by 1
+    assert "verdict:  PASS" in same.stdout and _stable(tmp_path / "repo", "keras") == 2
+    other = tfship(*args, "--saved-model", str(tmp_path / "keras-1"))  # other weights: other answers
     assert other.returncode == 1, other.stdout[-4000:] + other.stderr[-4000:]
-    assert "verdict:  FAIL" in other.stdout and _stable(tmp_path / "repo", "hp") == 2
+    assert "verdict:  FAIL" in other.stdout and _stable(tmp_path / "repo", "keras") == 2
     summary = json.loads((sorted((tmp_path / "runs").iterdir())[0] / "summary.json").read_text())
     assert [s["name"] for s in summary["steps"]] == ["export", "validate", "push", "promote"]
 
 
 @pytest.mark.slow
-def test_run_promotes_a_keras_export_as_the_first_version(tmp_path):
-    keras_export(str(tmp_path / "keras"))
-    result = tfship("run", "--run-dir", str(tmp_path), "--name", "keras", "--saved-model", str(tmp_path / "keras"))
+@pytest.mark.parametrize("model", ["saved_model_half_plus_two_cpu", "saved_model_half_plus_three"])
+def test_run_promotes_tf_serving_test_models(tmp_path, tf_serving_testdata, model):
+    source = tf_serving_testdata / model / "00000123"
+    result = tfship("run", "--run-dir", str(tmp_path), "--name", "hp", "--saved-model", str(source))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert _stable(tmp_path / "repo", "keras") == 1
-    assert _same_tree(tmp_path / "keras", tmp_path / "repo" / "keras" / "1")
+    assert _stable(tmp_path / "repo", "hp") == 1
+    assert _same_tree(source, tmp_path / "repo" / "hp" / "1")
