@@ -131,13 +131,7 @@ def run_export(config: ExportConfig) -> ExportResult:
 def export_job(job: Any, config: ExportConfig) -> ExportResult:
     """Export an already loaded `TrainedJob` (or any object with the same attributes)."""
     started = time.monotonic()
-    existing = existing_versions(config.export_dir)
-    version = config.version if config.version is not None else next_version(existing)
-    if any(int(n) == version for n in existing):
-        raise ConfigError(
-            f"Invalid value for `version`: {version} already exists in {config.export_dir}. "
-            "Pick another --version or omit it to take the next one."
-        )
+    version = _free_version(config.export_dir, config.version)
     target = storage.join(config.export_dir, str(version))
     staging = _staging_dir(config.export_dir, version)
     try:
@@ -148,6 +142,87 @@ def export_job(job: Any, config: ExportConfig) -> ExportResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(version, target, signatures, records, metadata, time.monotonic() - started)
+
+
+def import_saved_model(source: str, export_dir: str, version: int | None = None) -> ExportResult:
+    """Take a SavedModel trained elsewhere as `<export_dir>/<version>/`, unchanged, if it would serve.
+
+    The `export` of `tfship run --saved-model`: there is no job to export, so the model's own files
+    are copied, byte for byte, after the same check as an export's: it loads the way TF Serving
+    loads it (a naive Keras 3 `tf.saved_model.save` does not, and is refused with the loader's
+    reason) and replays its own warm-up records, if it has any. Local paths only.
+
+    Raises:
+        ModelError: `source` is not a SavedModel, or TF Serving could not load or warm it up.
+        ConfigError: `version` is taken, or `source` is on gs://.
+    """
+    from tfship.savedmodel import read_warmup_requests
+
+    started = time.monotonic()
+    if storage.is_gcs(source):
+        raise ConfigError(f"Invalid value for `saved_model`: {source!r}. Expected a local SavedModel "
+                          "directory (copy a gs:// model here first).")
+    records = read_warmup_requests(source) if os.path.isdir(source) else []
+    signatures = _check_serves(source, records, smoke_run=True)
+    version = _free_version(export_dir, version)
+    target = storage.join(export_dir, str(version))
+    staging = _staging_dir(export_dir, version)
+    try:
+        shutil.copytree(source, staging)
+        _finalize(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    metadata = {"source": os.path.abspath(source), "signatures": signatures, "warmup_records": len(records)}
+    return ExportResult(version, target, signatures, len(records), metadata, time.monotonic() - started)
+
+
+def _free_version(export_dir: str, version: int | None) -> int:
+    """`version`, or the next one above the versions in `export_dir`; ConfigError if it is taken."""
+    existing = existing_versions(export_dir)
+    chosen = version if version is not None else next_version(existing)
+    if any(int(n) == chosen for n in existing):
+        raise ConfigError(
+            f"Invalid value for `version`: {chosen} already exists in {export_dir}. "
+            "Pick another --version or omit it to take the next one."
+        )
+    return chosen
+
+
+def _check_serves(path: str, records: list, smoke_run: bool = False) -> dict[str, str]:
+    """Load `path` as TF Serving does and replay its warm-up `records`; its signatures' methods.
+
+    `smoke_run` also runs `serving_default` (what validate and the canary send to) once on generated
+    values, unless it takes strings: a model can load and still fail its first request (a naive
+    Keras 3 save finds no variables only then). Other signatures are left to validate: TF Serving
+    serves a model whose other signatures fail (its own half_plus_three declares a float input to
+    a string tensor).
+    Raises ModelError with the loader's reason, or naming the first record or signature that fails.
+    """
+    import numpy as np
+
+    from tfship import warmup
+    from tfship.savedmodel import explain_run_error, load_session_model
+    from tfship.signatures import SERVING_DEFAULT
+    from tfship.validate_worker import concrete_shape, generate_values
+
+    with load_session_model(path) as model:
+        for index, record in enumerate(records):
+            try:
+                warmup.replay(model, record)
+            except Exception as error:
+                raise ModelError(f"The model at {path} fails warm-up record {index}: {error}") from error
+        runnable = [sig for name, sig in model.signatures.items() if smoke_run and name == SERVING_DEFAULT
+                    and all(spec.dtype != "string" for spec in sig.inputs.values())]
+        rng = np.random.default_rng(0)
+        for sig in runnable:
+            feeds = {name: generate_values(spec.dtype, concrete_shape(spec.shape, 1), rng)
+                     for name, spec in sig.inputs.items()}
+            try:
+                model.run(sig.name, feeds)
+            except Exception as error:
+                raise ModelError(f"The model at {path} fails its first request to {sig.name} the way "
+                                 f"TF Serving runs it: {explain_run_error(error)}") from error
+        return {name: sig.method_name for name, sig in model.signatures.items()}
 
 
 def _staging_dir(export_dir: str, version: int) -> str:
@@ -162,7 +237,6 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int, warmup_traffic: 
     """Save, fix method names, write warm-up records, then load and replay as TF Serving would."""
     import tensorflow as tf
     from tfship import warmup
-    from tfship.savedmodel import load_session_model
     from tfship.schema import graph_name
     from tfship.signatures import SERVING_DEFAULT, ServingModule, example_method, example_signature_name
 
@@ -182,14 +256,7 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int, warmup_traffic: 
                 rows, dict(schema.features), example_signature_name(schema.task), example_method(schema.task)
             )
             warmup.write_warmup_file(staging, records)
-    with load_session_model(staging) as model:
-        for index, record in enumerate(records):
-            try:
-                warmup.replay(model, record)
-            except Exception as error:
-                raise ModelError(f"The exported model fails warm-up record {index}: {error}") from error
-        signatures = {name: sig.method_name for name, sig in model.signatures.items()}
-    return signatures, len(records)
+    return _check_serves(staging, records), len(records)
 
 
 def set_signature_names(saved_model_dir: str, method_names: dict[str, str],

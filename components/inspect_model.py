@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from typing import Any
 
 import yaml
@@ -108,11 +109,16 @@ def read_metadata(version_dir: str) -> dict[str, Any] | None:
         raise ModelError(f"Unreadable export metadata {path}: {error}") from error
 
 
-def contract_yaml(path: str, tag: str = "serve") -> str:
-    """The contract YAML that the model at `path` satisfies now (signatures of tag `tag`)."""
+def contract_yaml(path: str, tag: str = "serve", only: Collection[str] | None = None) -> str:
+    """The contract YAML that the model at `path` satisfies now (signatures of tag `tag`).
+
+    `only` limits it to those signatures (the rest stay allowed, unchecked).
+    """
     from tfship.savedmodel import read_signatures
 
-    contract = contract_from_signatures(read_signatures(resolve_version_dir(path), tag))
+    signatures = read_signatures(resolve_version_dir(path), tag)
+    contract = contract_from_signatures({name: sig for name, sig in signatures.items()
+                                         if only is None or name in only})
     return yaml.safe_dump(contract.to_dict(), sort_keys=False, default_flow_style=None)
 
 

@@ -145,18 +145,62 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def plan(config: chain.ChainConfig, run_id: str) -> chain.RunPlan:
+def plan(config: chain.ChainConfig, run_id: str, saved_model: str = "") -> chain.RunPlan:
     """Decide the run's version from the repository and write its default contract and examples.
 
-    Pure of side effects on the repository: re-planning a run before its push decides the same.
+    With `saved_model` (a model trained elsewhere) they come from its signatures, not from the
+    data and schema. Pure of side effects on the repository: re-planning a run before its push
+    decides the same.
     """
     versions, stable = repo_state(config.repo, config.name)
     run_plan = chain.plan_run(config, run_id, versions, stable)
     if not config.examples:
-        storage.write_text(run_plan.default_examples, examples_from_data(config.data, config.schema))
+        examples = examples_from_signatures(saved_model) if saved_model else \
+            examples_from_data(config.data, config.schema)
+        storage.write_text(run_plan.default_examples, examples)
     if not config.contract:
-        storage.write_text(run_plan.default_contract, contract_from_schema(config.schema))
+        if saved_model:
+            from tfship.inspect_model import contract_yaml
+
+            from tfship.signatures import SERVING_DEFAULT
+
+            # The examples feed serving_default only; other signatures are checked by the baseline diff.
+            contract = contract_yaml(saved_model, only=[SERVING_DEFAULT])
+        else:
+            contract = contract_from_schema(config.schema)
+        storage.write_text(run_plan.default_contract, contract)
     return run_plan
+
+
+def examples_from_signatures(saved_model: str, rows: int = EXAMPLE_ROWS, seed: int = 0) -> str:
+    """JSONL of `rows` generated inputs of the SavedModel's `serving_default`, one object a line.
+
+    For a model trained elsewhere there are no data rows: each input gets seeded random values of
+    its declared dtype and per-example shape (unknown dimensions: 1), as validate generates them.
+    Random strings mean nothing to a model (an image's bytes, a serialized tf.Example), so a string
+    input is a ConfigError asking for --examples.
+    """
+    import numpy as np
+
+    from tfship.savedmodel import read_signatures
+    from tfship.signatures import SERVING_DEFAULT
+    from tfship.validate_worker import generate_values
+
+    signatures = read_signatures(saved_model)
+    if SERVING_DEFAULT not in signatures:
+        raise ConfigError(f"SavedModel {saved_model!r} has no {SERVING_DEFAULT!r} signature (it has "
+                          f"{sorted(signatures)}): pass --examples with rows of the inputs the canary sends.")
+    inputs = signatures[SERVING_DEFAULT].inputs
+    for name, spec in inputs.items():
+        if spec.dtype == "string":
+            raise ConfigError(f"SavedModel {saved_model!r}: input {name!r} of {SERVING_DEFAULT} is a string; "
+                              "random strings are no example of it: pass --examples with real rows.")
+    rng = np.random.default_rng(seed)
+    shapes = {name: () if spec.shape is None else tuple(1 if d is None else d for d in spec.shape[1:])
+              for name, spec in inputs.items()}
+    lines = [json.dumps({name: generate_values(spec.dtype, shapes[name], rng).tolist()
+                         for name, spec in inputs.items()}) for _ in range(rows)]
+    return "\n".join(lines) + "\n"
 
 
 def _schema(schema_uri: str):
@@ -437,20 +481,22 @@ def _read_metrics(plan_: chain.RunPlan) -> dict[str, Any]:
 
 
 def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_target: str = "",
-              echo: Echo = _print) -> ChainSummary:
+              saved_model: str = "", echo: Echo = _print) -> ChainSummary:
     """Run every step of `chain.CHAIN` for one run; raise `StepFailed` when a step fails.
 
+    With `saved_model` (a SavedModel trained elsewhere) there is no train: export imports that
+    model as the run's version (`tfship export --saved-model`), and the chain goes on from there.
     A canary FAIL is not an exception: the summary says FAIL and nothing is promoted.
     """
     start = time.monotonic()
-    run_plan = plan(config, run_id or new_run_id())
+    run_plan = plan(config, run_id or new_run_id(), saved_model)
     summary = ChainSummary(run_plan)
     echo(f"tfship run {run_plan.run_id}: version {run_plan.version} of {config.name!r} "
          f"into {config.repo} (run folder {run_plan.run_dir})")
     if run_plan.first_version:
         echo("  no stable version yet: this first version is promoted after validation, "
              "without a canary")
-    steps = chain.steps_for(run_plan)
+    steps = [s for s in chain.steps_for(run_plan) if not (saved_model and s.name == "train")]
     for index, step in enumerate(steps, 1):
         if step.name == "train":
             step = chain.train_step(config)
@@ -464,6 +510,9 @@ def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_t
         echo(f"[{index}/{len(steps)}] {step.name}")
         if step.name == "canary":
             summary.verdict, result = run_canary(config, run_plan, target=serving_target, echo=echo)
+        elif step.name == "export" and saved_model:
+            result = run_step(step, ["export", "--saved-model", saved_model, "--export-dir", run_plan.export_dir,
+                                     "--version", str(run_plan.version)], echo=echo)
         else:
             result = run_step(step, chain.step_args(step.name, config, run_plan), echo=echo)
         summary.steps.append(result)

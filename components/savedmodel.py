@@ -147,8 +147,11 @@ def _dtype_name(enum: int) -> str:
 
 
 def _tensor_spec(alias: str, info: Any) -> TensorSpecInfo:
+    # A TensorInfo without tensor_shape (TF1 exports such as TF Serving's half_plus_three) declares
+    # nothing about the shape: unknown rank, not a scalar (its x takes any batch).
     shape = info.tensor_shape
-    dims = None if shape.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape.dim)
+    declared = info.HasField("tensor_shape") and not shape.unknown_rank
+    dims = tuple(None if d.size < 0 else int(d.size) for d in shape.dim) if declared else None
     return TensorSpecInfo(name=alias, dtype=_dtype_name(info.dtype), shape=dims, tensor_name=info.name)
 
 

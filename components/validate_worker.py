@@ -74,13 +74,15 @@ def _is_example_input(name: str, signature: SignatureInfo, contracted: TensorCon
     return len(signature.inputs) == 1 and bool(features) and name in EXAMPLE_INPUT_NAMES
 
 
-def _concrete_shape(shape: tuple[int | None, ...] | None, batch: int) -> tuple[int, ...]:
+def concrete_shape(shape: tuple[int | None, ...] | None, batch: int) -> tuple[int, ...]:
+    """A declared shape made concrete: the first free dimension is the batch, other free ones 1."""
     if shape is None:
         return (batch,)
     return tuple((batch if i == 0 else 1) if d is None else d for i, d in enumerate(shape))
 
 
-def _generate(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def generate_values(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Random values of `dtype` and `shape`: the inputs validate runs when there are no golden rows."""
     if dtype == "string":
         return rng.choice(np.array([b"a", b"b", b""], dtype=object), size=shape)
     if dtype == "bool":
@@ -93,7 +95,7 @@ def _generate(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> n
 
 
 def _generated_rows(features: dict[str, str], batch: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    return [{name: _generate(dtype, (), rng).item() for name, dtype in features.items()} for _ in range(batch)]
+    return [{name: generate_values(dtype, (), rng).item() for name, dtype in features.items()} for _ in range(batch)]
 
 
 def _inferred_features(row: dict[str, Any]) -> dict[str, str]:
@@ -143,7 +145,7 @@ def _feeds(signature: SignatureInfo, wanted: SignatureContract, rows: list | Non
         elif rows:
             out[name] = feeds.column(rows[:batch], name, dtype, None if shape is None else len(shape), source)
         else:
-            out[name] = _generate(dtype, _concrete_shape(shape, batch), rng)
+            out[name] = generate_values(dtype, concrete_shape(shape, batch), rng)
     return out
 
 

@@ -161,3 +161,12 @@ def test_warmup_file_absent_corrupt_and_round_trip(tf_serving_testdata: Path, tm
     (tmp_path / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"garbage, not a TFRecord")
     with pytest.raises(ModelError, match=r"tf_serving_warmup_requests is not a valid TFRecord file"):
         read_warmup_requests(str(tmp_path))
+
+
+def test_a_signature_without_a_shape_has_unknown_rank(tf_serving_testdata: Path) -> None:
+    """half_plus_three (TF 1.0) declares no tensor_shape: any shape goes, not only scalars."""
+    signatures = read_signatures(version(tf_serving_testdata, "saved_model_half_plus_three"))
+    assert signatures["serving_default"].inputs["x"].shape is None
+    assert signatures["serving_default"].outputs["y"].shape_text() == "unknown rank"
+    declared = read_signatures(version(tf_serving_testdata, "saved_model_half_plus_two_cpu"))
+    assert declared["serving_default"].inputs["x"].shape == (None, 1)

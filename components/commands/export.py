@@ -8,7 +8,11 @@ from tfship.exporting import DEFAULT_WARMUP_ROWS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--job-dir", required=True, help="job directory of `tfship train` (local or gs://)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--job-dir", help="job directory of `tfship train` (local or gs://)")
+    source.add_argument("--saved-model", metavar="PATH",
+                        help="instead, a SavedModel trained elsewhere (local): copied unchanged as the "
+                             "version once it loads and warms up the way TF Serving loads it")
     parser.add_argument("--export-dir", required=True, help="where version directories go (local or gs://)")
     parser.add_argument("--version", type=int, default=None,
                         help="version to write (default: the next integer above the existing versions)")
@@ -23,14 +27,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.exporting import ExportConfig, run_export
+    from tfship.exporting import ExportConfig, import_saved_model, run_export
 
+    if args.saved_model:
+        imported = import_saved_model(args.saved_model, args.export_dir, args.version)
+        print(f"imported {args.saved_model} as version {imported.version} at {imported.path} in "
+              f"{imported.duration_s:.1f} s; signatures: {_signatures_text(imported.signatures)}; "
+              f"warm-up records: {imported.warmup_records}")
+        return 0
     config = ExportConfig(job_dir=args.job_dir, export_dir=args.export_dir, version=args.version,
                           warmup_rows=args.warmup_rows, warmup_traffic=args.warmup_traffic,
                           allow_model_change=args.allow_model_change)
     result = run_export(config)
-    signatures = ", ".join(f"{name} ({method.rsplit('/', 1)[-1]})" for name, method in result.signatures.items())
     print(f"exported version {result.version} to {result.path} in {result.duration_s:.1f} s")
-    print(f"  checkpoint step {result.metadata['checkpoint_step']}; signatures: {signatures}; "
+    print(f"  checkpoint step {result.metadata['checkpoint_step']}; signatures: {_signatures_text(result.signatures)}; "
           f"warm-up records: {result.warmup_records}")
     return 0
+
+
+def _signatures_text(signatures: dict[str, str]) -> str:
+    """`serving_default (predict), classification (classify)`: names with their method's last word."""
+    return ", ".join(f"{name} ({method.rsplit('/', 1)[-1]})" for name, method in signatures.items())

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of this chain's data, repository and runs (default: runs/demo)")
     parser.add_argument("--data", help="training data, local or gs:// (default: the demo data)")
     parser.add_argument("--schema", help="schema YAML, local or gs:// (required with --data)")
+    parser.add_argument("--saved-model", default="", metavar="PATH",
+                        help="a SavedModel trained elsewhere (local version directory): skip train and "
+                             "export, take it through validate, push, canary and promote")
     parser.add_argument("--repo", help="TF Serving model repository, local or gs:// (default: <run-dir>/repo)")
     parser.add_argument("--name", default="penguins", help="model name in the repository (default: penguins)")
     parser.add_argument("--model", default=_DEFAULTS.model, help="model family or module:function")
@@ -50,10 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
     """The chain's config from the flags; the demo data is written when no --data is given."""
+    if args.saved_model and (args.data or args.schema):
+        raise ConfigError("Invalid flags: --saved-model takes no --data or --schema (nothing is trained).")
     if args.data and not args.schema:
         raise ConfigError("Invalid flags: --data needs --schema (the columns' dtypes and the label).")
     contract = args.contract
-    if args.data:
+    if args.saved_model:
+        # Nothing reads data or schema on this path (the contract and examples come from the
+        # model's signatures); ChainConfig requires both, so they name the model.
+        data = schema = args.saved_model
+    elif args.data:
         data, schema = args.data, args.schema
     else:
         from tfship.demo import write_demo
@@ -93,6 +102,9 @@ def main(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     run_id = chain.safe_run_id(args.run_id) if args.run_id else local_runner.new_run_id()
+    if args.plan_only and args.saved_model:
+        raise ConfigError("Invalid flags: --plan-only with --saved-model is not supported yet (the "
+                          "orchestrators' `saved_model` parameter does not exist yet).")
     if args.plan_only:
         plan = local_runner.plan(config, run_id)
         text = json.dumps(plan_document(config, plan, args.target))
@@ -102,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
                 handle.write(text)
         print(text)
         return 0
-    summary = local_runner.run_chain(config, run_id, serving_target=args.target)
+    summary = local_runner.run_chain(config, run_id, serving_target=args.target, saved_model=args.saved_model)
     print(local_runner.format_summary(summary), flush=True)
     if args.summary_out:
         storage.write_text(args.summary_out, json.dumps(summary.to_dict(), indent=2))
