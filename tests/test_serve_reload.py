@@ -6,6 +6,7 @@ and push functions, observed through the plain tensorflow-serving-api client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,38 +296,35 @@ def test_a_busy_port_is_one_clear_error(two_versions: Path) -> None:
             serve(str(two_versions), grpc_port=0, rest_port=port)
 
 
-def test_the_cli_serves_until_sigterm(two_versions: Path) -> None:
-    write_config(two_versions, labelled_config(two_versions, "m", [123], {"stable": 123}))
+@contextlib.contextmanager
+def _serve_cli(repo: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`tfship serve` as its own process on free ports; yields it and its "serving" line."""
+    write_config(repo, labelled_config(repo, "m", [123], {"stable": 123}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfship.cli", "serve", "--repo", str(two_versions), "--grpc-port", "0", "--rest-port", "0"],
+        [sys.executable, "-m", "tfship.cli", "serve", "--repo", str(repo), "--grpc-port", "0", "--rest-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         line = process.stdout.readline()  # "tfship serve: serving R on gRPC H:P, REST http://H:Q"
         assert line.startswith("tfship serve: serving"), line
+        yield process, line
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_cli_serves_until_sigterm(two_versions: Path) -> None:
+    with _serve_cli(two_versions) as (process, line):
         rest_url = line.rsplit("REST ", 1)[1].strip()
         with urllib.request.urlopen(f"{rest_url}/v1/models/m/labels/stable", timeout=DEADLINE_S) as response:
             assert b'"AVAILABLE"' in response.read()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_sigterm_right_after_the_serving_line_is_a_clean_stop(two_versions: Path) -> None:
     """A supervisor may stop the server the moment it says it serves: the handler is already there."""
-    write_config(two_versions, labelled_config(two_versions, "m", [123], {"stable": 123}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfship.cli", "serve", "--repo", str(two_versions), "--grpc-port", "0", "--rest-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        assert process.stdout.readline().startswith("tfship serve: serving")
+    with _serve_cli(two_versions) as (process, _line):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", default="stable", help="baseline version label or number (default stable)")
     parser.add_argument("--examples", default="",
                         help='rows to send: JSONL (one object per line, e.g. {"x": [1.5]}) or CSV with a header '
-                             "(required without --prometheus)")
+                             "(the offline canary needs this or --traffic)")
     parser.add_argument("--traffic", default="", metavar="GLOB",
                         help="replay logged requests instead of --examples: PredictionLog TFRecords "
                              "(tfship serve --request-log-dir) or KServe logger JSON lines (*.jsonl), over gRPC or REST")
