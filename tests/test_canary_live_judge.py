@@ -83,6 +83,19 @@ def test_a_variance_blow_up_with_the_same_median_fails_on_spread() -> None:
     assert decide(list(results.values()), JudgeConfig()).verdict == FAIL
 
 
+@pytest.mark.parametrize("floor, expected", [(stats.SPREAD_FLOOR_S, PASS), (1e-12, HIGH)])
+def test_sub_millisecond_scatter_is_not_a_blow_up(monkeypatch: pytest.MonkeyPatch, floor: float,
+                                                   expected: str) -> None:
+    """An identical candidate on a loaded machine: p90 0.44 -> 0.65 ms doubles p90/p10 but no user
+    sees it. The 1 ms floor passes it; without the floor (the CI failure) it was HIGH."""
+    monkeypatch.setattr(stats, "SPREAD_FLOOR_S", floor)
+    rng = np.random.default_rng(6)
+    base = traffic(1, lognormal(rng, 0.0003, 0.3, 2000))
+    cand = traffic(2, lognormal(rng, 0.0003, 0.6, 2000))
+    results = {r.name: r.classification for r in judge_traffic(base, cand, JudgeConfig())}
+    assert results["latency_spread"] == expected
+
+
 def test_a_constant_added_delay_fails_on_location_not_on_spread() -> None:
     rng = np.random.default_rng(5)
     base = traffic(1, lognormal(rng, 0.004, 0.2, 2000))

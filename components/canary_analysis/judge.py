@@ -85,7 +85,7 @@ DEFAULT_METRICS: dict[str, MetricConfig] = {
     "latency": MetricConfig(abs_tolerance=0.002, rel_tolerance=0.25),
     # p99 latency difference: at most 10 ms + 50 % of the baseline's p99
     "latency_p99": MetricConfig(abs_tolerance=0.010, rel_tolerance=0.5),
-    # live judge only (`tfship canary --prometheus`): growth of log(p90 / p10) of latency at most
+    # live judge only (`tfship canary --prometheus`): growth of log(p90 / p10) of latency (1 ms floor) at most
     # 0.5, i.e. the candidate's p90/p10 ratio at most e**0.5 = 1.65 times the baseline's
     "latency_spread": MetricConfig(abs_tolerance=0.5),
 }

@@ -229,7 +229,8 @@ def psi_estimate(baseline: np.ndarray, candidate: np.ndarray, confidence: float,
 #   a candidate whose baseline has none is judged on exact odds (Kayenta's zero-heavy hole).
 # - Latency location: difference of medians read from the buckets, with a multinomial bootstrap
 #   interval and Mann-Whitney U on bucket ranks (ties are handled by the test).
-# - Latency shape: the change of log(p90 / p10), the spread on a multiplicative scale (a constant
+# - Latency shape: the change of log(p90 / p10) (each with a 1 ms floor, SPREAD_FLOOR_S), the spread
+#   on a multiplicative scale (a constant
 #   added delay narrows it, a variance blow-up widens it), with a bootstrap interval and the
 #   Brown-Forsythe test of equal spread on log latency, so a candidate whose median is fine but
 #   whose latency scatters fails.
@@ -313,11 +314,18 @@ def _bootstrap_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     return float(low), float(high)
 
 
+# Added to both quantiles of the spread: below about a millisecond, latencies differ by scheduling
+# noise that no user sees, yet on a multiplicative scale 0.2 ms -> 0.4 ms looks like a blow-up (an
+# identical candidate failed so on a loaded machine). With the floor, the spread is multiplicative
+# above a millisecond and effectively absolute below it.
+SPREAD_FLOOR_S = 0.001
+
+
 def _log_spread(buckets: Buckets, counts: np.ndarray | None = None) -> np.ndarray | float:
-    """log(p90 / p10): the spread of latency on a multiplicative scale."""
+    """log((p90 + floor) / (p10 + floor)): the spread of latency on a multiplicative scale."""
     p90 = bucket_quantiles(buckets, 0.9, counts)
     p10 = bucket_quantiles(buckets, 0.1, counts)
-    return np.log(np.maximum(p90, 1e-12)) - np.log(np.maximum(p10, 1e-12))
+    return np.log(p90 + SPREAD_FLOOR_S) - np.log(p10 + SPREAD_FLOOR_S)
 
 
 def bucket_middles(buckets: Buckets) -> np.ndarray:
@@ -377,7 +385,7 @@ def bucketed_quantile_difference(
 
 
 def bucketed_spread_change(baseline: Buckets, candidate: Buckets, confidence: float, seed: int = 0) -> Estimate:
-    """Change of log(p90 / p10) from baseline to candidate, bootstrap interval, Brown-Forsythe p.
+    """Change of `_log_spread` from baseline to candidate, bootstrap interval, Brown-Forsythe p.
 
     The test (Levene's with the median as centre) compares the spread of log latency; its p-value
     is two-sided, and the judge only reads it when the estimate is above the band.
