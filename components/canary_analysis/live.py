@@ -33,7 +33,7 @@ from typing import Any
 from tfship.canary_analysis import stats
 from tfship.canary_analysis.config import Target, VersionRef
 from tfship.canary_analysis.judge import JudgeConfig, MetricResult, Verdict, decide
-from tfship.canary_analysis.metrics import _result as judged
+from tfship.canary_analysis.metrics import judge_metric
 from tfship.errors import ConfigError, EndpointError
 
 REQUEST_COUNT = "tfship_serving_request_count_total"
@@ -150,14 +150,14 @@ def judge_traffic(
     spread_limit = config.metric("latency_spread").limit(0.0)
     b, c = baseline.latency, candidate.latency
     return [
-        judged("error_rate", "error_rate", stats.two_proportion_difference(
+        judge_metric("error_rate", "error_rate", stats.two_proportion_difference(
             baseline.errors, baseline.requests, candidate.errors, candidate.requests, confidence),
             -math.inf, error_limit, config),
-        judged("latency", "latency", stats.bucketed_quantile_difference(b, c, 0.5, confidence, seed),
+        judge_metric("latency", "latency", stats.bucketed_quantile_difference(b, c, 0.5, confidence, seed),
                -math.inf, shift_limit, config),
-        judged("latency_p99", "latency_p99", stats.bucketed_quantile_difference(b, c, 0.99, confidence, seed),
+        judge_metric("latency_p99", "latency_p99", stats.bucketed_quantile_difference(b, c, 0.99, confidence, seed),
                -math.inf, p99_limit, config),
-        judged("latency_spread", "latency_spread", stats.bucketed_spread_change(b, c, confidence, seed),
+        judge_metric("latency_spread", "latency_spread", stats.bucketed_spread_change(b, c, confidence, seed),
                -math.inf, spread_limit, config),
     ]
 
@@ -261,7 +261,7 @@ def run_live_canary(config: LiveCanaryConfig) -> LiveCanaryResult:
     """Resolve both versions, read their traffic from Prometheus, judge, act, write report.json."""
     from tfship import storage
     from tfship.canary_analysis.report import public
-    from tfship.canary_analysis.runner import _act
+    from tfship.canary_analysis.runner import act_on_verdict
 
     baseline_model, candidate_model = resolve_versions(config.target, config.name, config.baseline, config.candidate)
     at = time.time() if config.at is None else config.at
@@ -270,7 +270,7 @@ def run_live_canary(config: LiveCanaryConfig) -> LiveCanaryResult:
     candidate = fetch_traffic(client, config.name, candidate_model.version, config.window_s, at)
     results = judge_traffic(baseline, candidate, config.judge, config.seed)
     verdict = decide(results, config.judge)
-    action = _act(config, verdict.verdict, candidate_model)  # type: ignore[arg-type]  # same fields
+    action = act_on_verdict(config, verdict.verdict, candidate_model)
     report = {
         "mode": "live", "model": config.name, "prometheus": config.prometheus, "window_s": config.window_s, "at": at,
         "verdict": verdict.verdict, "score": verdict.score, "reasons": list(verdict.reasons), "action": action,

@@ -58,7 +58,10 @@ def _pairs(baseline: Sequence[Observation], candidate: Sequence[Observation], na
     return base, cand
 
 
-def _result(name: str, kind: str, estimate: stats.Estimate, lower: float, upper: float, config: JudgeConfig) -> MetricResult:
+def judge_metric(name: str, kind: str, estimate: stats.Estimate, lower: float, upper: float,
+                 config: JudgeConfig) -> MetricResult:
+    """One metric's result: its estimate classified against the [lower, upper] band, with the
+    metric kind's weight and criticality (shared by the offline and the live judge)."""
     settings = config.metric(kind)
     classification, reason = classify(
         estimate.estimate, estimate.low, estimate.high, lower, upper, estimate.p_value, estimate.n,
@@ -128,7 +131,7 @@ def compute(
     candidate_only = sum(1 for b, c in zip(baseline, candidate) if b.ok and not c.ok)
     baseline_only = sum(1 for b, c in zip(baseline, candidate) if c.ok and not b.ok)
     error_limit = config.metric("error_rate").limit(0.0)
-    results.append(_result(
+    results.append(judge_metric(
         "error_rate", "error_rate",
         stats.paired_error_rate(candidate_only, baseline_only, n_sent, config.confidence), 0.0, error_limit, config,
     ))
@@ -149,7 +152,7 @@ def compute(
         if kind == CLASS or any(c is not None for c in base_classes):
             flips = sum(1 for b, c in zip(base_classes, cand_classes) if b != c)
             limit = config.metric("flip_rate").limit(0.0)
-            results.append(_result(
+            results.append(judge_metric(
                 f"flip_rate[{name}]", "flip_rate",
                 stats.flip_rate(flips, len(base), limit, config.confidence), 0.0, limit, config,
             ))
@@ -178,19 +181,19 @@ def _score_metrics(
     relative = np.abs(diff) / np.maximum(np.abs(b), 1e-12)
 
     shift_limit = config.metric("score_shift").limit(scale)
-    results.append(_result(
+    results.append(judge_metric(
         f"score_shift[{name}]", "score_shift", stats.paired_shift(shift, config.confidence),
         -shift_limit, shift_limit, config,
     ))
     spread_settings = config.metric("score_abs_diff")
     spread_limit = spread_settings.limit(scale)
-    results.append(_result(
+    results.append(judge_metric(
         f"score_abs_diff[{name}]", "score_abs_diff",
         stats.quantile_exceedance(spread, spread_settings.quantile, spread_limit, config.confidence),
         0.0, spread_limit, config,
     ))
     psi_limit = config.metric("psi").limit(0.0)
-    results.append(_result(
+    results.append(judge_metric(
         f"psi[{name}]", "psi", stats.psi_estimate(b.ravel(), c.ravel(), config.confidence, seed),
         0.0, psi_limit, config,
     ))
@@ -221,8 +224,8 @@ def _latency_metrics(
     shift_limit = config.metric("latency").limit(median if math.isfinite(median) else 0.0)
     p99_limit = config.metric("latency_p99").limit(p99 if math.isfinite(p99) else 0.0)
     results = [
-        _result("latency", "latency", stats.location_shift(x, y, config.confidence, seed), -math.inf, shift_limit, config),
-        _result("latency_p99", "latency_p99", stats.percentile_difference(x, y, 99, config.confidence, seed),
+        judge_metric("latency", "latency", stats.location_shift(x, y, config.confidence, seed), -math.inf, shift_limit, config),
+        judge_metric("latency_p99", "latency_p99", stats.percentile_difference(x, y, 99, config.confidence, seed),
                 -math.inf, p99_limit, config),
     ]
     return results, {"baseline_s": x.tolist(), "candidate_s": y.tolist()}

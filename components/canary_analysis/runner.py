@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tfship.canary_analysis import metrics as metrics_module
 from tfship.canary_analysis import traffic
@@ -84,8 +84,21 @@ def _incompatibility(baseline: Any, candidate: Any) -> str | None:
     return "; ".join(problems) or None
 
 
-def _act(config: CanaryConfig, verdict: str, candidate: ResolvedModel) -> str:
-    """Move labels per the verdict (only with --promote)."""
+class LabelPolicy(Protocol):
+    """What acting on a verdict needs from a canary's config (the offline and the live canary's)."""
+
+    @property
+    def repo(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def report_dir(self) -> str: ...
+    @property
+    def promote(self) -> bool: ...
+
+
+def act_on_verdict(config: LabelPolicy, verdict: str, candidate: ResolvedModel) -> str:
+    """Move labels per the verdict (only with `promote`); returns what was done, for the report."""
     if not config.promote:
         return "none (no --promote)"
     from tfship import storage
@@ -211,7 +224,7 @@ def run_canary(config: CanaryConfig) -> CanaryResult:
             sender.close()
 
     try:
-        action = _act(config, verdict.verdict, candidate)
+        action = act_on_verdict(config, verdict.verdict, candidate)
         failure = None
     except Exception as error:  # record it in the report, then let it fail the step
         action, failure = f"failed: {error}", error
