@@ -6,8 +6,15 @@ label: label                # the label column
 features:
   f0: float32
   colour: string            # categorical: vocabulary learned from the training data
+  digit: {dtype: image, shape: [28, 28, 1]}     # encoded PNG/JPEG/GIF/BMP bytes, decoded in the graph
+  review: {dtype: text, max_tokens: 20000, sequence_length: 128}   # free text, tokenised in the graph
+  embedding: {dtype: float32, shape: [16]}      # a fixed-length vector (TFRecord only)
 na_values: ["NA", ""]       # optional: cells read as missing (numeric -> mean, string -> OOV)
 ```
+An image is a bytes feature in TFRecord, or in CSV a path to the file relative to the CSV; it is
+resized to `shape` (height, width) and must have `shape[2]` channels. A text feature's vocabulary
+(`max_tokens` most frequent words) is learned from the training rows; each text becomes
+`sequence_length` token ids. Clients send images as encoded bytes and text as strings.
 CSV header names are the feature names; TFRecord files hold tf.Example with those keys. Any
 name is allowed (`bill length`, `île`): clients see it unchanged in the serving signatures and the
 contract; Keras layers, graph nodes and vocabulary files use its `graph_name`.
@@ -29,7 +36,13 @@ from tfship.text import decode_utf8
 
 TASKS = ("classification", "regression")
 NUMERIC_DTYPES = ("float32", "float64", "int32", "int64")
-DTYPES = (*NUMERIC_DTYPES, "string")
+IMAGE = "image"
+TEXT = "text"
+DTYPES = (*NUMERIC_DTYPES, "string", IMAGE, TEXT)
+# The options a feature given as a mapping may carry, per dtype (`dtype` itself aside).
+_FEATURE_OPTIONS = {IMAGE: ("shape",), TEXT: ("max_tokens", "sequence_length"), "float32": ("shape",)}
+DEFAULT_MAX_TOKENS = 20_000
+DEFAULT_SEQUENCE_LENGTH = 128
 _KNOWN_KEYS = {"task", "label", "features", "na_values", "label_dtype"}
 # A name Keras accepts as a layer/scope name, TensorFlow as a node name and tf.function as a
 # parameter name, and any file system as a file name.
@@ -62,6 +75,9 @@ class Schema:
     features: dict[str, str]
     na_values: tuple[str, ...] = ()
     label_dtype: str = field(default="")
+    # Per-feature settings of image, text and vector features: {"shape": [h, w, c]} for an image,
+    # {"shape": [n]} for a float32 vector, {"max_tokens": .., "sequence_length": ..} for text.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -75,6 +91,14 @@ class Schema:
                 raise SchemaError(
                     f"Invalid dtype for feature {name!r}: {dtype!r}. Expected one of {', '.join(DTYPES)}."
                 )
+        object.__setattr__(self, "options", {name: _checked_options(name, self.features.get(name), value)
+                                             for name, value in self.options.items()})
+        for name, dtype in self.features.items():
+            if dtype == IMAGE and name not in self.options:
+                raise SchemaError(f"Image feature {name!r} needs a shape: {{dtype: image, shape: [height, width, "
+                                  "channels]}.")
+            if dtype == TEXT and name not in self.options:
+                self.options[name] = _checked_options(name, TEXT, {})
         if self.label in self.features:
             raise SchemaError(f"The label {self.label!r} is also listed under `features`.")
         internal: dict[str, str] = {}
@@ -96,11 +120,43 @@ class Schema:
 
     @property
     def numeric_features(self) -> list[str]:
-        return [n for n, d in self.features.items() if d != "string"]
+        """Features holding one number per example (normalised with the training mean and deviation)."""
+        return [n for n, d in self.features.items() if d in NUMERIC_DTYPES and n not in self.options]
 
     @property
     def categorical_features(self) -> list[str]:
         return [n for n, d in self.features.items() if d == "string"]
+
+    @property
+    def image_features(self) -> list[str]:
+        return [n for n, d in self.features.items() if d == IMAGE]
+
+    @property
+    def text_features(self) -> list[str]:
+        return [n for n, d in self.features.items() if d == TEXT]
+
+    @property
+    def vector_features(self) -> list[str]:
+        """float32 features with a `shape`: a fixed number of values per example, fed as they are."""
+        return [n for n, d in self.features.items() if d in NUMERIC_DTYPES and n in self.options]
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The per-example shape the model sees: (h, w, c) for an image, (n,) for a vector, () else."""
+        return tuple(self.options.get(name, {}).get("shape", ()))
+
+    def raw_dtype(self, name: str) -> str:
+        """The dtype clients send: images as encoded bytes and text as strings ("string")."""
+        dtype = self.features[name]
+        return "string" if dtype in (IMAGE, TEXT) else dtype
+
+    @property
+    def raw_dtypes(self) -> dict[str, str]:
+        """Feature name -> the dtype of its serving input (`raw_dtype`)."""
+        return {name: self.raw_dtype(name) for name in self.features}
+
+    def raw_shape(self, name: str) -> tuple[int, ...]:
+        """The per-example shape of a serving input: (n,) for a vector, () else (an image is one string)."""
+        return self.shape_of(name) if name in self.vector_features else ()
 
     @property
     def columns(self) -> list[str]:
@@ -123,6 +179,17 @@ class Schema:
         features = mapping["features"]
         if not isinstance(features, dict):
             raise SchemaError(f"{source}: `features` must map feature names to dtypes.")
+        dtypes: dict[str, str] = {}
+        options: dict[str, dict[str, Any]] = {}
+        for key, value in features.items():
+            if isinstance(value, dict):
+                if "dtype" not in value:
+                    raise SchemaError(f"{source}: feature {str(key)!r}: a mapping needs a `dtype` key, "
+                                      "e.g. {dtype: image, shape: [28, 28, 1]}.")
+                dtypes[str(key)] = str(value["dtype"])
+                options[str(key)] = {k: v for k, v in value.items() if k != "dtype"}
+            else:
+                dtypes[str(key)] = str(value)
         na_values = mapping.get("na_values") or ()
         if isinstance(na_values, str) or not all(isinstance(v, str) for v in na_values):
             raise SchemaError(f"{source}: `na_values` must be a list of strings.")
@@ -130,9 +197,10 @@ class Schema:
             return cls(
                 task=mapping["task"],
                 label=mapping["label"],
-                features={str(k): str(v) for k, v in features.items()},
+                features=dtypes,
                 na_values=tuple(na_values),
                 label_dtype=mapping.get("label_dtype", ""),
+                options=options,
             )
         except SchemaError as error:
             raise SchemaError(f"{source}: {error}") from None
@@ -142,9 +210,41 @@ class Schema:
             "task": self.task,
             "label": self.label,
             "label_dtype": self.label_dtype,
-            "features": dict(self.features),
+            "features": {name: {"dtype": dtype, **self.options[name]} if name in self.options else dtype
+                         for name, dtype in self.features.items()},
             "na_values": list(self.na_values),
         }
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _checked_options(name: str, dtype: str | None, options: Any) -> dict[str, Any]:
+    """The settings of an image, text or vector feature, checked; SchemaError naming the feature and key."""
+    allowed = _FEATURE_OPTIONS.get(dtype or "")
+    if allowed is None or not isinstance(options, dict):
+        raise SchemaError(f"Feature {name!r} of dtype {dtype!r} takes no settings; only "
+                          f"{', '.join(_FEATURE_OPTIONS)} features are written as a mapping.")
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SchemaError(f"Feature {name!r}: unknown key(s) {unknown} for dtype {dtype}; expected {list(allowed)}.")
+    if dtype == TEXT:
+        checked = {"max_tokens": options.get("max_tokens", DEFAULT_MAX_TOKENS),
+                   "sequence_length": options.get("sequence_length", DEFAULT_SEQUENCE_LENGTH)}
+        for key, value in checked.items():
+            if not _positive_int(value):
+                raise SchemaError(f"Feature {name!r}: invalid `{key}`: {value!r}. Expected an integer >= 1.")
+        return checked
+    shape = options.get("shape")
+    rank = 3 if dtype == IMAGE else 1
+    example = "[height, width, channels], e.g. [28, 28, 1]" if dtype == IMAGE else "[n], e.g. [16]"
+    if not isinstance(shape, list) or len(shape) != rank or not all(_positive_int(d) for d in shape):
+        raise SchemaError(f"Feature {name!r}: invalid `shape`: {shape!r}. Expected {example}.")
+    if dtype == IMAGE and shape[2] not in (1, 3, 4):
+        raise SchemaError(f"Feature {name!r}: invalid `shape`: {shape!r}. The channels (last) must be 1 "
+                          "(grayscale), 3 (RGB) or 4 (RGBA).")
+    return {"shape": list(shape)}
 
 
 def load_schema(path: str) -> Schema:
