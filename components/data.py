@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfship import storage
 from tfship.errors import DataError
-from tfship.schema import Schema
+from tfship.schema import IMAGE, TEXT, Schema
 from tfship.text import utf8_lines
 
 if TYPE_CHECKING:
@@ -122,15 +122,24 @@ class _Welford:
 
 
 def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int = 10_000) -> FeatureStats:
-    """Validate every row and learn normalisation statistics and vocabularies from the training rows."""
+    """Validate every row and learn normalisation statistics and vocabularies from the training rows.
+
+    Text features are tokenised in batches with the graph's own tokenizer (`tfship.media`), so
+    the vocabulary holds exactly the tokens the model will look up.
+    """
     numeric = {name: _Welford() for name in schema.numeric_features}
     counts: dict[str, Counter[str]] = {name: Counter() for name in schema.categorical_features}
+    token_counts: dict[str, Counter[str]] = {name: Counter() for name in schema.text_features}
+    pending_texts: dict[str, list[str]] = {name: [] for name in schema.text_features}
     label_counts: Counter[str] = Counter()
     digest = hashlib.sha256()
     stats = FeatureStats()
     reader = _csv_rows if files.format == "csv" else _tfrecord_rows
     if files.format == "csv":
         _check_same_header(files.paths)
+        if schema.vector_features:
+            raise DataError(f"Vector feature(s) {schema.vector_features} need TFRecord data (a float_list of "
+                            f"{schema.shape_of(schema.vector_features[0])[0]} values); CSV holds one value per cell.")
     for path in files.paths:
         digest.update(os.path.basename(path).encode())
         for index, row in enumerate(reader(path, schema, digest)):
@@ -143,6 +152,10 @@ def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int
             for name, counter in counts.items():
                 if row[name] not in schema.na_values and row[name] != "":
                     counter[row[name]] += 1
+            for name, texts in pending_texts.items():
+                texts.append(row[name])
+                if len(texts) >= _TOKENIZE_BATCH:
+                    _count_tokens(texts, token_counts[name])
             if schema.task == "classification":
                 label_counts[class_name(row[schema.label])] += 1
     if stats.train_rows == 0:
@@ -159,15 +172,36 @@ def analyze(files: DataFiles, schema: Schema, holdout_every: int, max_vocab: int
         stats.means[name] = accumulator.mean
         stats.stddevs[name] = accumulator.stddev or 1.0
     for name, counter in counts.items():
-        # Most frequent first, ties by value, so the vocabulary is the same on every run.
-        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-        stats.vocabularies[name] = [value for value, _ in ranked[:max_vocab]]
+        stats.vocabularies[name] = _ranked(counter, max_vocab)
+    for name, counter in token_counts.items():
+        _count_tokens(pending_texts[name], counter)
+        if not counter:
+            raise DataError(f"Text feature {name!r} holds no words in the {stats.train_rows} training row(s) of "
+                            f"{', '.join(files.paths)}: nothing to learn a vocabulary from.")
+        stats.vocabularies[name] = _ranked(counter, schema.options[name]["max_tokens"])
     if schema.task == "classification":
         stats.classes = sorted(label_counts)
         if len(stats.classes) < 2:
             raise DataError(f"Label {schema.label!r} has {len(stats.classes)} class(es); need at least 2.")
     stats.fingerprint = digest.hexdigest()
     return stats
+
+
+# Texts tokenised per TensorFlow call in the analysis pass (memory stays constant).
+_TOKENIZE_BATCH = 1024
+
+
+def _count_tokens(texts: list[str], counter: Counter[str]) -> None:
+    from tfship.media import count_tokens
+
+    count_tokens(texts, counter)
+    texts.clear()
+
+
+def _ranked(counter: Counter[str], limit: int) -> list[str]:
+    """The `limit` most frequent values, ties by value, so the vocabulary is the same on every run."""
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    return [value for value, _ in ranked[:limit]]
 
 
 def _open_data(path: str) -> Any:
@@ -246,6 +280,7 @@ def _csv_records(reader: Any, path: str, schema: Schema, digest: Any):
             f"(header: {header})."
         )
     positions = {column: header.index(column) for column in schema.columns}
+    images = {name: schema.shape_of(name)[2] for name in schema.image_features}
     line = reader.line_num
     for fields in reader:
         where = f"{path}:{reader.line_num}"
@@ -261,13 +296,36 @@ def _csv_records(reader: Any, path: str, schema: Schema, digest: Any):
             dtype = schema.dtype_of(column)
             if column == schema.label and text in schema.na_values:
                 raise DataError(f"{where}: the label {column!r} is missing ({text!r}).")
-            row[column] = text if dtype == "string" else _parse_number(text, schema, where, column)
+            if column in images:
+                row[column] = _csv_image(path, text, images[column], f"{where}: column {column!r}")
+            elif dtype in ("string", "text"):
+                row[column] = text
+            else:
+                row[column] = _parse_number(text, schema, where, column)
         yield row
+
+
+def _csv_image(csv_path: str, relative: str, channels: int, where: str) -> bytes:
+    """The bytes of the image file a CSV cell names (relative to the CSV's folder), checked."""
+    from tfship.media import check_image
+
+    if not relative:
+        raise DataError(f"{where}: no image file named.")
+    image_path = os.path.join(os.path.dirname(csv_path), relative)
+    try:
+        with open(image_path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DataError(f"{where}: cannot read image {image_path}: {error.strerror}.") from None
+    check_image(data, channels, f"{where} ({image_path})")
+    return data
 
 
 def _tfrecord_rows(path: str, schema: Schema, digest: Any):
     """Yield each tf.Example of a TFRecord file as {column: value}, validating as it goes."""
     import tensorflow as tf
+
+    from tfship.media import check_image
 
     try:
         records = tf.data.TFRecordDataset(path).as_numpy_iterator()
@@ -282,20 +340,24 @@ def _tfrecord_rows(path: str, schema: Schema, digest: Any):
                     raise DataError(f"{where}: has no feature {column!r}.")
                 kind = feature.WhichOneof("kind")
                 values = list(getattr(feature, kind).value) if kind else []
-                if len(values) != 1:
-                    raise DataError(f"{where}: feature {column!r} has {len(values)} values; expected 1.")
-                value = values[0]
                 dtype = schema.dtype_of(column)
-                if dtype == "string":
-                    if kind != "bytes_list":
-                        raise DataError(f"{where}: feature {column!r} is {kind}; expected bytes_list.")
-                    row[column] = value.decode("utf-8")
-                else:
-                    if kind == "bytes_list":
-                        raise DataError(f"{where}: feature {column!r} is bytes; expected a number.")
-                    if math.isinf(value):  # NaN is how a tf.Example marks a missing number
-                        raise DataError(f"{where}: feature {column!r} is {value}, not a finite number.")
-                    row[column] = float(value)
+                where = f"{where}: feature {column!r}"
+                if dtype in (IMAGE, TEXT, "string"):
+                    if kind != "bytes_list" or len(values) != 1:
+                        raise DataError(f"{where} is {len(values)} {kind}; expected one bytes_list value.")
+                    if dtype == IMAGE:
+                        check_image(values[0], schema.shape_of(column)[2], where)
+                        row[column] = values[0]
+                    else:
+                        row[column] = values[0].decode("utf-8")
+                    continue
+                wanted = schema.shape_of(column)[0] if column in schema.vector_features else 1
+                if kind == "bytes_list" or len(values) != wanted:
+                    raise DataError(f"{where} has {len(values)} {kind} value(s); expected {wanted} number(s).")
+                infinite = [v for v in values if math.isinf(v)]  # NaN is how a tf.Example marks a missing number
+                if infinite:
+                    raise DataError(f"{where} is {infinite[0]}, not a finite number.")
+                row[column] = [float(v) for v in values] if column in schema.vector_features else float(values[0])
             yield row
     except tf.errors.OpError as error:
         raise DataError(f"{path}: not a readable TFRecord file ({error.message.splitlines()[0]}).") from error
@@ -330,9 +392,11 @@ def make_dataset(
         # TextLineDataset, not CsvDataset: CsvDataset's checkpointed position does not restore
         # exactly, which would break exact resume. Rows are decoded per batch with decode_csv.
         if files.format == "csv":
+            # Each line travels with its file's folder: image cells are paths relative to it.
+            folder = tf.strings.regex_replace(path, "[^/]*$", "")
             rows = tf.data.TextLineDataset(path).skip(1)
-        else:
-            rows = tf.data.TFRecordDataset(path)
+            return rows.enumerate().filter(select).map(lambda index, row: (row, folder))
+        rows = tf.data.TFRecordDataset(path)
         return rows.enumerate().filter(select).map(lambda index, row: row)
 
     if files.format == "csv":
@@ -349,13 +413,15 @@ def make_dataset(
         rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     rows = rows.batch(batch_size, drop_remainder=split == "train")
 
-    def parse_csv(lines: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    def parse_csv(lines: tf.Tensor, folders: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         fields = tf.io.decode_csv(lines, record_defaults=[""] * len(select_cols), select_cols=select_cols)
         values = {column: fields[order[i]] for i, column in enumerate(columns)}
+        for name in schema.image_features:  # the file's bytes for its path (validated by `analyze`)
+            values[name] = tf.map_fn(tf.io.read_file, folders + values[name], fn_output_signature=tf.string)
         return _typed(values, schema)
 
     def parse_examples(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        spec = {c: tf.io.FixedLenFeature([], _parse_dtype(schema.dtype_of(c))) for c in columns}
+        spec = {c: tf.io.FixedLenFeature(list(schema.raw_shape(c)), _parse_dtype(schema.raw_dtype(c))) for c in columns}
         parsed = tf.io.parse_example(serialized, spec)
         typed = {c: v if v.dtype == tf.string else tf.cast(v, tf.float64) for c, v in parsed.items()}
         return _split_label(typed, schema)
@@ -378,7 +444,7 @@ def _typed(values: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.T
 
     typed: dict[str, tf.Tensor] = {}
     for column, text in values.items():
-        dtype = schema.dtype_of(column)
+        dtype = schema.raw_dtype(column)
         if dtype == "string":
             typed[column] = text
             continue
@@ -399,7 +465,7 @@ def _split_label(typed: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str,
         label = tf.strings.as_string(tf.cast(label, tf.int64))
     elif schema.task == "regression":
         label = tf.cast(label, tf.float32)
-    features = {name: _cast(typed[name], schema.features[name]) for name in schema.features}
+    features = {name: _cast(typed[name], schema.raw_dtype(name)) for name in schema.features}
     return features, label
 
 

@@ -241,7 +241,8 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int, warmup_traffic: 
     from tfship.signatures import SERVING_DEFAULT, ServingModule, example_method, example_signature_name
 
     schema = job.schema
-    module = ServingModule(job.preprocessor, job.model, dict(schema.features), schema.task, job.class_names)
+    module = ServingModule(job.preprocessor, job.model, schema.raw_dtypes, schema.task, job.class_names,
+                           {name: schema.raw_shape(name) for name in schema.vector_features})
     tf.saved_model.save(module, staging, signatures=module.signatures())
     input_names = {graph_name(name): name for name in schema.features if graph_name(name) != name}
     set_signature_names(staging, module.method_names(), {SERVING_DEFAULT: input_names})
@@ -253,7 +254,7 @@ def _write_savedmodel(job: Any, staging: str, warmup_rows: int, warmup_traffic: 
         rows = job.heldout_rows(warmup_rows)
         if rows:
             records = warmup.build_records(
-                rows, dict(schema.features), example_signature_name(schema.task), example_method(schema.task)
+                rows, schema.raw_dtypes, example_signature_name(schema.task), example_method(schema.task)
             )
             warmup.write_warmup_file(staging, records)
     return _check_serves(staging, records), len(records)

@@ -3,11 +3,15 @@
 Export turns held-out rows into warm-up requests and validate turns golden rows (CSV cells are
 strings, JSONL values are numbers, strings or one-element lists) into feeds; both go through here
 so a row means the same thing everywhere. Missing values follow the preprocessor's convention:
-None or "" is NaN for floats and "" for strings; a missing integer is an error.
+None or "" is NaN for floats and "" for strings; a missing integer is an error. Binary values
+(an image's encoded bytes) are written in JSON as TF Serving's REST API takes them,
+`{"b64": "<base64>"}`, and read back to bytes here.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -39,8 +43,38 @@ def scalars(value: Any) -> list[Any]:
     return [value]
 
 
+B64_KEY = "b64"
+
+
+def is_b64(value: Any) -> bool:
+    """`{"b64": "<base64>"}`: TF Serving's JSON form of binary data (one key, a string)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64_KEY), str)
+
+
+def decode_b64(value: Any, where: str) -> bytes:
+    """The bytes of a `{"b64": ...}` value; DataError naming `where` if it is not valid base64."""
+    try:
+        return base64.b64decode(value[B64_KEY], validate=True)
+    except (binascii.Error, ValueError):
+        raise DataError(f"{where}: {str(value)[:60]!r} is not valid base64.") from None
+
+
+def json_value(value: Any) -> Any:
+    """A raw value as JSON: bytes that are not UTF-8 text (an image) as `{"b64": ...}`, others as they are."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {B64_KEY: base64.b64encode(value).decode("ascii")}
+    return value
+
+
 def convert(value: Any, dtype: str, where: str) -> Any:
     """One scalar converted to `dtype`; DataError naming `where` when it cannot be."""
+    if is_b64(value):
+        if dtype != "string":
+            raise DataError(f"{where}: a {{\"b64\": ...}} value is binary data; the input is {dtype}.")
+        return decode_b64(value, where)
     try:
         if dtype == "string":
             if value is None:

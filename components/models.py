@@ -1,9 +1,14 @@
 """The model body: a built-in family, or the user's own `module:function`.
 
-A model maps the preprocessor's output (one `[batch, 1]` input per schema feature: float32 for
-numeric features, int64 ids for categorical ones, 0 = out of vocabulary) to logits
-`[batch, n_classes]` for classification or `[batch, 1]` for regression. A user function receives
-a `ModelContext` and returns such a Keras model::
+A model maps the preprocessor's output (one input per schema feature: `[batch, 1]` float32 for
+numeric features and int64 ids for categorical ones, 0 = out of vocabulary; `[batch, h, w, c]`
+float32 in [0, 1] for an image; `[batch, sequence_length]` int64 token ids for text, 0 = padding,
+1 = out of vocabulary; `[batch, n]` float32 for a vector) to logits `[batch, n_classes]` for
+classification or `[batch, 1]` for regression. The built-in families turn each feature into
+dense floats by its kind (`ModelContext.dense`: an embedding for categories, a small CNN for an
+image, an embedding averaged over the tokens for text), so `mlp` over an image feature is a
+small CNN and over a text feature an embedding-and-pooling model. A user function receives a
+`ModelContext` and returns such a Keras model::
 
     def my_model(ctx: tfship.models.ModelContext) -> keras.Model:
         inputs = ctx.keras_inputs()
@@ -39,24 +44,53 @@ class ModelContext:
     hparams: dict[str, Any] = field(default_factory=dict)
 
     def keras_inputs(self) -> dict[str, keras.KerasTensor]:
-        """One Keras input per feature, keyed by feature name and typed as the preprocessor emits them.
+        """One Keras input per feature, keyed by feature name, typed and shaped as the preprocessor
+        emits them (images as float tensors, text as token ids; see the module docstring).
 
         Keras matches a dict of inputs by key; the layer itself is named with the feature's
         `graph_name`, since Keras refuses names such as `bill length` or `île`.
         """
-        return {
-            name: keras.Input(shape=(1,), name=graph_name(name), dtype="int64" if dtype == "string" else "float32")
-            for name, dtype in self.schema.features.items()
-        }
+        schema = self.schema
+        inputs = {}
+        for name, dtype in schema.features.items():
+            if name in schema.image_features or name in schema.vector_features:
+                shape, input_dtype = schema.shape_of(name), "float32"
+            elif name in schema.text_features:
+                shape, input_dtype = (schema.options[name]["sequence_length"],), "int64"
+            else:
+                shape, input_dtype = (1,), "int64" if dtype == "string" else "float32"
+            inputs[name] = keras.Input(shape=shape, name=graph_name(name), dtype=input_dtype)
+        return inputs
 
     def dense(self, inputs: dict[str, keras.KerasTensor], name: str) -> keras.KerasTensor:
-        """A feature as dense floats: numeric as is, categorical through an embedding."""
-        if name not in self.vocabulary_sizes:
+        """A feature as dense floats [batch, k], by its kind.
+
+        Numeric and vector features as they are; a category through an embedding (`embedding_dim`,
+        default min(8, vocabulary + 1)); text through an embedding (`text_embedding_dim`, default
+        16) averaged over its tokens, padding masked; an image through a small CNN
+        (`conv_filters`, default [16, 32]: 3x3 ReLU convolutions, each but the last followed by
+        2x2 max pooling, then global average pooling).
+        """
+        layer = graph_name(name)
+        if name in self.schema.image_features:
+            x = inputs[name]
+            filters = [int(f) for f in self.hparams.get("conv_filters", [16, 32])]
+            for index, count in enumerate(filters):
+                x = keras.layers.Conv2D(count, 3, padding="same", activation="relu", name=f"{layer}_conv_{index}")(x)
+                if index < len(filters) - 1:
+                    x = keras.layers.MaxPooling2D(2, padding="same", name=f"{layer}_pool_{index}")(x)
+            return keras.layers.GlobalAveragePooling2D(name=f"{layer}_features")(x)
+        if name in self.schema.text_features:
+            size = self.vocabulary_sizes[name] + 2  # + padding 0 and out-of-vocabulary 1
+            dim = int(self.hparams.get("text_embedding_dim", 16))
+            embedded = keras.layers.Embedding(size, dim, mask_zero=True, name=f"{layer}_embedding")(inputs[name])
+            return keras.layers.GlobalAveragePooling1D(name=f"{layer}_mean")(embedded)
+        if name not in self.schema.categorical_features:
             return inputs[name]
         size = self.vocabulary_sizes[name] + 1  # + the out-of-vocabulary id 0
         dim = int(self.hparams.get("embedding_dim", min(8, size)))
-        embedded = keras.layers.Embedding(size, dim, name=f"{graph_name(name)}_embedding")(inputs[name])
-        return keras.layers.Flatten(name=f"{graph_name(name)}_flat")(embedded)
+        embedded = keras.layers.Embedding(size, dim, name=f"{layer}_embedding")(inputs[name])
+        return keras.layers.Flatten(name=f"{layer}_flat")(embedded)
 
 
 def mlp(ctx: ModelContext) -> keras.Model:

@@ -6,7 +6,10 @@ Vocabularies are text files read through `TextFileInitializer`, so `tf.saved_mod
 them as assets; normalisation statistics are constants in the graph.
 
 Numeric features: (x - mean) / stddev, missing (NaN) -> 0, the training mean. Categorical
-features: id of the value in the vocabulary, 1..V; 0 is the out-of-vocabulary id.
+features: id of the value in the vocabulary, 1..V; 0 is the out-of-vocabulary id. Images:
+decoded and resized to the schema's shape, float32 in [0, 1]. Text: `sequence_length` token ids
+(`tfship.media.token_ids`; the vocabulary file is an asset like a categorical one). Vectors:
+float32 values as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import tensorflow as tf
 
 from tfship.data import FeatureStats
 from tfship.job import LABEL_VOCABULARY, vocabulary_file_name
+from tfship.media import decode_images, token_ids
 from tfship.schema import Schema
 
 OOV_ID = 0
@@ -49,15 +53,20 @@ def _table(path: str) -> tf.lookup.StaticHashTable:
 
 
 class Preprocessor(tf.Module):
-    """Maps raw features ({name: [batch]} tensors) to model inputs ({name: [batch, 1]})."""
+    """Maps raw features ({name: [batch] or [batch, n]} tensors) to model inputs.
+
+    Model inputs: [batch, 1] for numeric and categorical features, [batch, h, w, c] float32 for
+    an image, [batch, sequence_length] int64 for text, [batch, n] float32 for a vector.
+    """
 
     def __init__(self, schema: Schema, stats: FeatureStats, vocabulary_files: dict[str, str]) -> None:
         super().__init__(name="tfship_preprocessor")
         self.schema = schema
         self.means = {n: float(stats.means[n]) for n in schema.numeric_features}
         self.stddevs = {n: float(stats.stddevs[n]) for n in schema.numeric_features}
-        self.vocabulary_sizes = {n: len(stats.vocabularies[n]) for n in schema.categorical_features}
-        self.tables = {n: _table(vocabulary_files[n]) for n in schema.categorical_features}
+        looked_up = [*schema.categorical_features, *schema.text_features]
+        self.vocabulary_sizes = {n: len(stats.vocabularies[n]) for n in looked_up}
+        self.tables = {n: _table(vocabulary_files[n]) for n in looked_up}
         self.classes = list(stats.classes) if stats.classes is not None else None
         self.label_table = _table(vocabulary_files[LABEL_VOCABULARY]) if self.classes is not None else None
 
@@ -70,6 +79,13 @@ class Preprocessor(tf.Module):
         for name in self.schema.categorical_features:
             ids = self.tables[name].lookup(tf.convert_to_tensor(raw[name], tf.string)) + 1
             inputs[name] = tf.expand_dims(ids, -1)
+        for name in self.schema.image_features:
+            inputs[name] = decode_images(tf.convert_to_tensor(raw[name], tf.string), self.schema.shape_of(name))
+        for name in self.schema.text_features:
+            length = self.schema.options[name]["sequence_length"]
+            inputs[name] = token_ids(tf.convert_to_tensor(raw[name], tf.string), self.tables[name], length)
+        for name in self.schema.vector_features:
+            inputs[name] = tf.cast(raw[name], tf.float32)
         return inputs
 
     def encode_label(self, label: tf.Tensor) -> tf.Tensor:

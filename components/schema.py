@@ -110,7 +110,7 @@ class Schema:
         default_label = "string" if self.task == "classification" else "float32"
         label_dtype = self.label_dtype or default_label
         wrong_kind = "string" if self.task == "regression" else "float"
-        if label_dtype not in DTYPES or label_dtype.startswith(wrong_kind):
+        if label_dtype not in (*NUMERIC_DTYPES, "string") or label_dtype.startswith(wrong_kind):
             raise SchemaError(f"Invalid `label_dtype`: {label_dtype!r} for a {self.task} task.")
         object.__setattr__(self, "label_dtype", label_dtype)
 
@@ -144,9 +144,10 @@ class Schema:
         """The per-example shape the model sees: (h, w, c) for an image, (n,) for a vector, () else."""
         return tuple(self.options.get(name, {}).get("shape", ()))
 
-    def raw_dtype(self, name: str) -> str:
-        """The dtype clients send: images as encoded bytes and text as strings ("string")."""
-        dtype = self.features[name]
+    def raw_dtype(self, column: str) -> str:
+        """The dtype of a column's raw values (and of a feature's serving input): images as encoded
+        bytes and text as strings ("string")."""
+        dtype = self.dtype_of(column)
         return "string" if dtype in (IMAGE, TEXT) else dtype
 
     @property

@@ -5,7 +5,9 @@ of the Keras model inside one graph, so a client sends raw feature values and tr
 skew cannot happen. It exports two signatures:
 
 - `serving_default` (method predict): one input per schema feature, named like the feature, with
-  the schema's dtype and shape [-1] (one value per example). Outputs:
+  the schema's dtype and shape [-1] (one value per example); an image is its encoded bytes and
+  text its string (DT_STRING [-1]: TF Serving's REST API decodes `{"b64": "..."}` into any
+  DT_STRING input, whatever its name; gRPC clients send the raw bytes), a vector [-1, n]. Outputs:
   classification: `class_ids` int64 [-1], `classes` string [-1], `probabilities` float32 [-1, n];
   regression: `predictions` float32 [-1].
 - `classify` (method classify) or `regress` (method regress): one input `inputs`, serialized
@@ -54,9 +56,12 @@ class ServingModule(tf.Module):
         preprocessor: a tf.Module; `preprocessor(raw)` maps {feature: [batch] tensor} to the
             model's input dict. Tracked, so its lookup tables' vocabulary files become assets.
         model: the Keras 3 model; outputs logits [batch, n_classes] or [batch, 1].
-        features: feature name -> schema dtype ("float32", "float64", "int32", "int64", "string").
+        features: feature name -> the dtype clients send ("float32", "float64", "int32", "int64",
+            "string"; `Schema.raw_dtypes`: images and text are "string").
         task: "classification" or "regression".
         class_names: the label vocabulary (index = class id); required for classification.
+        shapes: feature name -> per-example shape for vector features (e.g. (16,)); others take
+            one value per example.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class ServingModule(tf.Module):
         features: dict[str, str],
         task: str,
         class_names: list[str] | None,
+        shapes: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
         super().__init__(name="tfship_serving")
         if task == "classification" and not class_names:
@@ -94,9 +100,11 @@ class ServingModule(tf.Module):
 
         # Placeholders take the graph name (TensorFlow renames `île`); export restores the feature
         # names as the signature's input keys (`tfship.exporting.set_signature_names`).
-        raw_spec = {name: tf.TensorSpec([None], tf.as_dtype(dtype), name=graph_name(name))
+        shapes = shapes or {}
+        raw_spec = {name: tf.TensorSpec([None, *shapes.get(name, ())], tf.as_dtype(dtype), name=graph_name(name))
                     for name, dtype in features.items()}
-        parse_spec = {name: tf.io.FixedLenFeature([], _EXAMPLE_DTYPES[dtype]) for name, dtype in features.items()}
+        parse_spec = {name: tf.io.FixedLenFeature(list(shapes.get(name, ())), _EXAMPLE_DTYPES[dtype])
+                      for name, dtype in features.items()}
 
         @tf.function(input_signature=[raw_spec])
         def serve_raw(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
