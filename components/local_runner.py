@@ -210,21 +210,44 @@ def _schema(schema_uri: str):
 
 
 def examples_from_data(data: str, schema_uri: str, rows: int = EXAMPLE_ROWS) -> str:
-    """JSONL of the first complete `rows` rows of the CSV data: features only, one object a line."""
+    """JSONL of the first complete `rows` rows of the data: features only, one object a line.
+
+    Images (TFRecord bytes, or the files a CSV names) are written as `{"b64": ...}`, the form
+    TF Serving's REST API and `tfship validate --examples` read.
+    """
     schema = _schema(schema_uri)
     files = storage.glob(data)
     if not files:
         raise DataError(f"No file matches --data {data!r}.")
     first = files[0]
-    if not first.endswith(".csv"):
-        raise ConfigError(
-            f"Cannot derive canary examples from {first!r} (not CSV). Pass --examples with JSONL "
-            "or CSV rows of the model's inputs."
-        )
+    if not first.endswith(".csv") or schema.image_features:
+        return _examples_from_records(data, schema, rows)
     # Locally the file is streamed (only the first rows are read); gs:// objects are fetched whole.
     handle = io.StringIO(storage.read_text(first)) if storage.is_gcs(first) else open(first, newline="")
     with handle:
         return _examples_jsonl(csv.DictReader(handle), schema, first, rows)
+
+
+def _examples_from_records(data: str, schema, rows: int) -> str:
+    """`examples_from_data` through the training data's own reader (TFRecord, or CSV naming images)."""
+    import math
+
+    from tfship.data import read_rows, resolve_files
+    from tfship.feeds import json_value
+
+    # Every row counts as a training row here: the first rows, as for CSV.
+    records = read_rows(resolve_files(data), schema, holdout_every=2**62, split="train", limit=rows * 4)
+    lines = []
+    for record in records:
+        values = [record[name] for name in schema.features]
+        if any(isinstance(v, float) and math.isnan(v) for v in values):
+            continue  # a missing number: as for CSV, rows with missing cells add nothing to a canary
+        lines.append(json.dumps({name: json_value(record[name]) for name in schema.features}))
+        if len(lines) == rows:
+            break
+    if not lines:
+        raise DataError(f"--data {data}: no complete row to use as an example.")
+    return "\n".join(lines) + "\n"
 
 
 def _examples_jsonl(reader: csv.DictReader, schema, source: str, rows: int) -> str:
@@ -241,7 +264,7 @@ def _examples_jsonl(reader: csv.DictReader, schema, source: str, rows: int) -> s
         try:
             example = {
                 c: row[c] if d == "string" else (float(row[c]) if d.startswith("float") else int(float(row[c])))
-                for c, d in schema.features.items()
+                for c, d in schema.raw_dtypes.items()
             }
         except (TypeError, ValueError) as error:
             raise DataError(f"{source}, line {number}: {error}. Pass --examples with clean rows.") from None
@@ -256,14 +279,15 @@ def _examples_jsonl(reader: csv.DictReader, schema, source: str, rows: int) -> s
 def contract_from_schema(schema_uri: str) -> str:
     """The signature contract a model exported for this schema must keep (YAML).
 
-    Inputs: the schema's features by name with their dtypes, one value per example (shape [-1]).
+    Inputs: the schema's features by name with the dtypes clients send, one value per example
+    (shape [-1]; an image is its encoded bytes and text a string, both "string"), a vector [-1, n].
     Outputs: what `tfship export` writes for the task (class ids, names and probabilities; or the
     prediction); other outputs are allowed, and the baseline check catches a changed one.
     """
     import yaml
 
     schema = _schema(schema_uri)
-    inputs = {name: {"dtype": dtype, "shape": [-1]} for name, dtype in schema.features.items()}
+    inputs = {name: {"dtype": dtype, "shape": [-1, *schema.raw_shape(name)]} for name, dtype in schema.raw_dtypes.items()}
     if schema.task == "classification":
         outputs = {
             "class_ids": {"dtype": "int64", "shape": [-1]},

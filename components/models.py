@@ -68,8 +68,8 @@ class ModelContext:
         Numeric and vector features as they are; a category through an embedding (`embedding_dim`,
         default min(8, vocabulary + 1)); text through an embedding (`text_embedding_dim`, default
         16) averaged over its tokens, padding masked; an image through a small CNN
-        (`conv_filters`, default [16, 32]: 3x3 ReLU convolutions, each but the last followed by
-        2x2 max pooling, then global average pooling).
+        (`conv_filters`, default [16, 32]: 3x3 ReLU convolutions, each followed by 2x2 max
+        pooling, then flattened: where a stroke is matters, so no global pooling).
         """
         layer = graph_name(name)
         if name in self.schema.image_features:
@@ -77,9 +77,8 @@ class ModelContext:
             filters = [int(f) for f in self.hparams.get("conv_filters", [16, 32])]
             for index, count in enumerate(filters):
                 x = keras.layers.Conv2D(count, 3, padding="same", activation="relu", name=f"{layer}_conv_{index}")(x)
-                if index < len(filters) - 1:
-                    x = keras.layers.MaxPooling2D(2, padding="same", name=f"{layer}_pool_{index}")(x)
-            return keras.layers.GlobalAveragePooling2D(name=f"{layer}_features")(x)
+                x = keras.layers.MaxPooling2D(2, padding="same", name=f"{layer}_pool_{index}")(x)
+            return keras.layers.Flatten(name=f"{layer}_features")(x)
         if name in self.schema.text_features:
             size = self.vocabulary_sizes[name] + 2  # + padding 0 and out-of-vocabulary 1
             dim = int(self.hparams.get("text_embedding_dim", 16))

@@ -5,10 +5,22 @@ Real TensorFlow on tiny data: 8x8 PNG digits written by the test, short texts, 4
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfship
+from tfship import feeds, local_runner
+from tfship.canary_analysis.examples import as_json_values, fit_examples, read_examples
+from tfship.data import read_rows, resolve_files
 from tfship.errors import SchemaError
+from tfship.job import load_trained_job
+from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
+from tfship.serving import rest_json
 
 
 def write(path, text: str) -> str:
@@ -54,3 +66,121 @@ def test_bad_media_feature_is_one_line_naming_the_feature(tmp_path, feature: str
     with pytest.raises(SchemaError, match=message) as caught:
         load_schema(path)
     assert "\n" not in str(caught.value) and str(caught.value).startswith(f"schema {path}: ")
+
+
+# ---- data, training and export on a tiny mixed data set ------------------------------------
+
+ROWS = 40
+MIXED_SCHEMA = """\
+task: classification
+label: parity
+features:
+  image: {dtype: image, shape: [8, 8, 1]}
+  review: {dtype: text, max_tokens: 200, sequence_length: 12}
+  embedding: {dtype: float32, shape: [4]}
+  x: float32
+"""
+TINY_MODEL = {"conv_filters": [4], "text_embedding_dim": 4, "hidden_units": [8]}
+
+
+def png(pixels: np.ndarray) -> bytes:
+    return tf.io.encode_png(pixels.astype(np.uint8)).numpy()
+
+
+def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return np.round(data.images[:n] * (255 / 16))[..., np.newaxis], data.target[:n]
+
+
+def example(**features) -> bytes:
+    proto = tf.train.Example()
+    for name, value in features.items():
+        feature = proto.features.feature[name]
+        if isinstance(value, bytes):
+            feature.bytes_list.value.append(value)
+        elif isinstance(value, str):
+            feature.bytes_list.value.append(value.encode())
+        else:
+            feature.float_list.value.extend(np.atleast_1d(value).tolist())
+    return proto.SerializeToString()
+
+
+def write_records(path, records: list[bytes]) -> str:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mixed_data(tmp_path_factory) -> tuple[str, str]:
+    """ROWS tf.Examples: an 8x8 PNG digit, a sentence, a 4-vector, a number; label: the digit's parity."""
+    folder = tmp_path_factory.mktemp("mixed")
+    images, targets = digits(ROWS)
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero"]
+    records = [example(image=png(image), review=f"Digit {words[t - 1]}, written by hand!", embedding=[t, 1.0, -t, 0.5],
+                       x=float(i), parity="even" if t % 2 == 0 else "odd")
+               for i, (image, t) in enumerate(zip(images, targets))]
+    data = write_records(folder / "rows.tfrecord", records)
+    return data, write(folder / "schema.yaml", MIXED_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def mixed_export(mixed_data, tmp_path_factory) -> tuple[str, str]:
+    """(job_dir, version_dir): 8 steps of the default model, exported."""
+    root = tmp_path_factory.mktemp("mixed-job")
+    job_dir = str(root / "job")
+    tfship.train(*mixed_data, job_dir, steps=8, checkpoint_every=8, batch_size=8, hparams=TINY_MODEL)
+    return job_dir, tfship.export(job_dir, str(root / "export")).path
+
+
+def test_text_vocabulary_is_learned_and_shipped_as_an_asset(mixed_export) -> None:
+    job_dir, version = mixed_export
+    vocabulary = (Path(job_dir) / "vocabularies" / "review.txt").read_text().split()
+    # Lower-cased and stripped of punctuation by the graph's own tokenizer; most frequent first.
+    assert vocabulary[:4] == ["by", "digit", "hand", "written"] and "Digit" not in vocabulary
+    assert (Path(version) / "assets" / "review.txt").read_text().split() == vocabulary
+    signature = read_signatures(version)["serving_default"]
+    assert {name: (spec.dtype, spec.shape) for name, spec in signature.inputs.items()} == {
+        "image": ("string", (None,)), "review": ("string", (None,)), "embedding": ("float32", (None, 4)),
+        "x": ("float32", (None,))}
+
+
+def test_served_model_decodes_images_as_training_did(mixed_data, mixed_export) -> None:
+    """Raw bytes (gRPC), REST {"b64": ...} and tf.Example (classify) give the probabilities of the
+    trained Keras model on the training pipeline's own preprocessing."""
+    job_dir, version = mixed_export
+    schema = load_schema(mixed_data[1])
+    rows = read_rows(resolve_files(mixed_data[0]), schema, 5, "heldout", 8)
+    features = [{k: v for k, v in row.items() if k != "parity"} for row in rows]
+    raw = {name: feeds.column(features, name, dtype, 1) for name, dtype in schema.raw_dtypes.items()}
+    job = load_trained_job(job_dir)
+    expected = tf.nn.softmax(job.model(job.preprocessor(raw), training=False)).numpy()
+    rest_doc = {"instances": [{name: feeds.json_value(value) for name, value in row.items()} for row in features]}
+    assert "b64" in rest_doc["instances"][0]["image"]
+    with load_session_model(version) as model:
+        sig = model.signatures["serving_default"]
+        input_dtypes = {name: tf.as_dtype(spec.dtype).as_datatype_enum for name, spec in sig.inputs.items()}
+        from_rest, _ = rest_json.predict_inputs(rest_doc, input_dtypes)
+        by_bytes = model.run("serving_default", raw)["probabilities"]
+        by_rest = model.run("serving_default", from_rest)["probabilities"]
+        by_example = model.run("classify", {"inputs": feeds.serialized_examples(features, schema.raw_dtypes)})["scores"]
+    np.testing.assert_allclose(by_bytes, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(by_rest, by_bytes)
+    np.testing.assert_allclose(by_example, by_bytes, rtol=1e-6)
+
+
+def test_validate_and_canary_read_b64_examples_from_the_data(mixed_data, mixed_export, tmp_path) -> None:
+    _, version = mixed_export
+    examples = write(tmp_path / "examples.jsonl", local_runner.examples_from_data(*mixed_data, rows=5))
+    contract = write(tmp_path / "contract.yaml", local_runner.contract_from_schema(mixed_data[1]))
+    lines = [json.loads(line) for line in Path(examples).read_text().splitlines()]
+    assert len(lines) == 5 and set(lines[0]["image"]) == {"b64"} and isinstance(lines[0]["review"], str)
+    report = tfship.validate(version, contract, examples=examples, report=str(tmp_path / "report.json"))
+    assert report.passed, report
+    signature = read_signatures(version)["serving_default"]
+    fitted = fit_examples(read_examples(examples), signature, examples)
+    assert fitted[0]["image"].item()[:4] == b"\x89PNG"  # decoded to the bytes gRPC sends
+    assert as_json_values(fitted[0])["image"] == lines[0]["image"]  # and back to b64 for REST

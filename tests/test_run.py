@@ -77,10 +77,10 @@ def test_contract_from_schema_names_every_feature(tmp_path):
     assert inputs["body_mass_g"] == {"dtype": "float32", "shape": [-1]}
 
 
-def test_examples_need_csv(tmp_path):
+def test_examples_from_tfrecord_data_need_a_complete_row(tmp_path):
     config = config_for(tmp_path)
     (tmp_path / "rows.tfrecord").write_bytes(b"")
-    with pytest.raises(ConfigError, match="not CSV\\). Pass --examples"):
+    with pytest.raises(DataError, match="rows.tfrecord: no complete row to use as an example"):
         local_runner.examples_from_data(str(tmp_path / "rows.tfrecord"), config.schema)
 
 

@@ -1,7 +1,8 @@
 """The canary's example rows: read them (JSONL or CSV), then fit them to the served signature.
 
 A JSONL line maps each input name to its value for ONE example, e.g. `{"x": [1.5]}` for an input
-of shape [-1, 1]. A CSV row holds one scalar per input (column = input name). A scalar for a
+of shape [-1, 1]; binary values (an image's bytes) as TF Serving's REST API takes them,
+`{"image": {"b64": "<base64>"}}`. A CSV row holds one scalar per input (column = input name). A scalar for a
 per-example shape [1], or a one-element list for a per-example scalar, is reshaped to fit. Rows are checked against the
 signature before anything is sent, so a mismatch is one clear error, not 500 failed requests.
 """
@@ -92,6 +93,12 @@ def fit_examples(rows: Sequence[Row], signature: Any, source: str) -> list[dict[
 
 
 def _fit_value(value: Any, spec: Any, dtype: Any, where: str) -> np.ndarray:
+    from tfship.feeds import decode_b64, is_b64
+
+    if is_b64(value):
+        if spec.dtype != "string":
+            raise DataError(f"Examples file {where}: a {{\"b64\": ...}} value is binary data; the input is {spec.dtype}.")
+        value = decode_b64(value, f"Examples file {where}")
     try:
         array = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as error:
@@ -116,11 +123,13 @@ def _fit_value(value: Any, spec: Any, dtype: Any, where: str) -> np.ndarray:
 
 
 def as_json_values(example: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """An example as JSON-ready values (REST's row format)."""
+    """An example as JSON-ready values (REST's row format); binary values as `{"b64": ...}`."""
+    from tfship.feeds import json_value
+
     out = {}
     for name, array in example.items():
         if array.dtype.kind in "OS":
-            out[name] = np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v, otypes=[object])(array).tolist()
+            out[name] = np.vectorize(json_value, otypes=[object])(array).tolist()
         else:
             out[name] = array.tolist()
     return out

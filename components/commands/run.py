@@ -1,7 +1,8 @@
 """`tfship run`: the whole chain on this machine, defined by `tfship.chain`.
 
-With no flags it trains on the embedded demo data (Palmer penguins) under `--run-dir`:
-`<run-dir>/data/` (the demo CSV and schema), `<run-dir>/repo/` (the TF Serving repository, shared
+With no flags it trains on the embedded demo data (Palmer penguins; `--demo image` for
+scikit-learn's digits as PNG images, `--demo text` for pyjokes' jokes by language) under
+`--run-dir`: `<run-dir>/data/` (the demo data and schema), `<run-dir>/repo/` (the TF Serving repository, shared
 by runs), `<run-dir>/runs/<run-id>/` (job, export, reports). The first run promotes its version
 after validation; each later run canaries its version against `stable` on a local server.
 
@@ -20,18 +21,24 @@ from tfship import chain, storage
 from tfship.errors import EXIT_FAILED_CHECK, ConfigError
 
 _DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
+_DEMO_NAMES = {"tabular": "penguins", "image": "digits", "text": "jokes"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default="runs/demo",
                         help="folder of this chain's data, repository and runs (default: runs/demo)")
+    parser.add_argument("--demo", choices=("tabular", "image", "text"), default="tabular",
+                        help="which embedded demo to run when no --data is given: tabular (Palmer penguins, "
+                             "the default), image (8x8 digits as PNG) or text (jokes by language)")
     parser.add_argument("--data", help="training data, local or gs:// (default: the demo data)")
     parser.add_argument("--schema", help="schema YAML, local or gs:// (required with --data)")
     parser.add_argument("--saved-model", default="", metavar="PATH",
                         help="a SavedModel trained elsewhere (local version directory): skip train and "
                              "export, take it through validate, push, canary and promote")
     parser.add_argument("--repo", help="TF Serving model repository, local or gs:// (default: <run-dir>/repo)")
-    parser.add_argument("--name", default="penguins", help="model name in the repository (default: penguins)")
+    parser.add_argument("--name", default="",
+                        help="model name in the repository (default: penguins; digits with --demo image, "
+                             "jokes with --demo text)")
     parser.add_argument("--model", default=_DEFAULTS.model, help="model family or module:function")
     parser.add_argument("--steps", type=int, default=_DEFAULTS.steps)
     parser.add_argument("--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every)
@@ -57,6 +64,9 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
         raise ConfigError("Invalid flags: --saved-model takes no --data or --schema (nothing is trained).")
     if args.data and not args.schema:
         raise ConfigError("Invalid flags: --data needs --schema (the columns' dtypes and the label).")
+    if args.demo != "tabular" and (args.data or args.saved_model):
+        raise ConfigError(f"Invalid flags: --demo {args.demo} runs the embedded demo data; it takes no --data "
+                          "or --saved-model.")
     contract = args.contract
     if args.saved_model:
         # Nothing reads data or schema on this path (the contract and examples come from the
@@ -64,17 +74,22 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
         data = schema = args.saved_model
     elif args.data:
         data, schema = args.data, args.schema
-    else:
+    elif args.demo == "tabular":
         from tfship.demo import write_demo
 
         data, schema = write_demo(storage.join(args.run_dir, "data"))
         contract = contract or storage.join(args.run_dir, "data", "contract.yaml")
+    else:
+        from tfship.demo import write_demo_kind
+
+        # The contract then comes from the schema (`local_runner.contract_from_schema`).
+        data, schema = write_demo_kind(args.demo, storage.join(args.run_dir, "data"))
     return chain.ChainConfig(
         data=str(data),
         schema=str(schema),
         runs_root=storage.join(args.run_dir, "runs"),
         repo=args.repo or storage.join(args.run_dir, "repo"),
-        name=args.name,
+        name=args.name or _DEMO_NAMES[args.demo],
         model=args.model,
         steps=args.steps,
         checkpoint_every=args.checkpoint_every,
