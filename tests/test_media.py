@@ -6,6 +6,8 @@ Real TensorFlow on tiny data: 8x8 PNG digits written by the test, short texts, 4
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,8 @@ import tensorflow as tf
 import tfship
 from tfship import feeds, local_runner
 from tfship.canary_analysis.examples import as_json_values, fit_examples, read_examples
-from tfship.data import read_rows, resolve_files
-from tfship.errors import SchemaError
+from tfship.data import analyze, make_dataset, read_rows, resolve_files
+from tfship.errors import EXIT_BAD_INPUT, DataError, SchemaError
 from tfship.job import load_trained_job
 from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
@@ -184,3 +186,98 @@ def test_validate_and_canary_read_b64_examples_from_the_data(mixed_data, mixed_e
     fitted = fit_examples(read_examples(examples), signature, examples)
     assert fitted[0]["image"].item()[:4] == b"\x89PNG"  # decoded to the bytes gRPC sends
     assert as_json_values(fitted[0])["image"] == lines[0]["image"]  # and back to b64 for REST
+
+
+# ---- bad input: one line naming the file, row and feature; exit 2; nothing written -----------
+
+IMAGE_SCHEMA = "task: classification\nlabel: y\nfeatures:\n  image: {dtype: image, shape: [8, 8, 1]}\n"
+
+
+def image_records(tmp_path, bad: bytes | None = None, rows: int = 6) -> str:
+    images, targets = digits(rows)
+    records = [example(image=png(image), y=str(t)) for image, t in zip(images, targets)]
+    if bad is not None:
+        records[1] = example(image=bad, y="1")
+    return write_records(tmp_path / "rows.tfrecord", records)
+
+
+def analyze_files(data: str, schema_text: str, tmp_path) -> None:
+    analyze(resolve_files(data), load_schema(write(tmp_path / "schema.yaml", schema_text)), holdout_every=5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b"not an image", r"rows\.tfrecord: record 1: feature 'image': not a decodable image \(PNG, JPEG, GIF or BMP\)"),
+        (None, r"rows\.tfrecord: record 1: feature 'image': the image has 3 channel\(s\); the schema's shape says 1\."),
+    ],
+    ids=["undecodable", "rgb-for-grayscale"],
+)
+def test_bad_image_in_tfrecord_names_record_and_feature(tmp_path, bad: bytes | None, message: str) -> None:
+    data = image_records(tmp_path, bad if bad is not None else png(np.zeros((8, 8, 3))))
+    with pytest.raises(DataError, match=message) as caught:
+        analyze_files(data, IMAGE_SCHEMA, tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_image_in_csv_names_line_and_column(tmp_path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "ok.png").write_bytes(png(np.zeros((8, 8, 1))))
+    (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG truncated")
+    rows = "image,y\nimages/ok.png,a\nimages/ok.png,b\nimages/broken.png,a\n"
+    data = write(tmp_path / "d.csv", rows)
+    with pytest.raises(DataError, match=r"d\.csv:4: column 'image' \(.*images/broken\.png\): not a decodable image"):
+        analyze_files(data, IMAGE_SCHEMA, tmp_path)
+    write(tmp_path / "d.csv", rows.replace("broken", "missing"))
+    with pytest.raises(DataError, match=r"d\.csv:4: column 'image': cannot read image .*images/missing\.png: "
+                                        r"No such file or directory"):
+        analyze_files(data, IMAGE_SCHEMA, tmp_path)
+
+
+def test_images_named_by_a_csv_train_from_paths_relative_to_it(tmp_path) -> None:
+    """The tf.data pipeline reads the files the analysis pass checked (relative to the CSV's folder)."""
+    images, targets = digits(10)
+    (tmp_path / "data" / "img").mkdir(parents=True)
+    lines = ["image,y"]
+    for index, (image, target) in enumerate(zip(images, targets)):
+        (tmp_path / "data" / "img" / f"{index}.png").write_bytes(png(image))
+        lines.append(f"img/{index}.png,{target % 2}")
+    data = write(tmp_path / "data" / "d.csv", "\n".join(lines) + "\n")
+    schema = load_schema(write(tmp_path / "schema.yaml", IMAGE_SCHEMA))
+    batch = next(iter(make_dataset(resolve_files(data), schema, 4, 5, "heldout", 0)))
+    assert [bytes(b) for b in batch[0]["image"].numpy()] == [png(images[4]), png(images[9])]
+
+
+@pytest.mark.parametrize(
+    "rows, schema_text, message",
+    [
+        ("review,y\n...,a\n!!,b\n,a\n", "review: text",
+         r"Text feature 'review' holds no words in the 3 training row\(s\) of .*d\.csv: nothing to learn"),
+        ("v,y\n1,a\n", "v: {dtype: float32, shape: [4]}", r"Vector feature\(s\) \['v'\] need TFRecord data"),
+    ],
+    ids=["text-without-words", "vector-in-csv"],
+)
+def test_unusable_text_or_vector_column_is_one_line(tmp_path, rows: str, schema_text: str, message: str) -> None:
+    data = write(tmp_path / "d.csv", rows)
+    with pytest.raises(DataError, match=message):
+        analyze_files(data, f"task: classification\nlabel: y\nfeatures:\n  {schema_text}\n", tmp_path)
+
+
+def test_vector_of_the_wrong_length_names_record_and_feature(tmp_path) -> None:
+    data = write_records(tmp_path / "rows.tfrecord", [example(v=[1.0, 2.0, 3.0, 4.0], y="a"),
+                                                      example(v=[1.0, 2.0, 3.0], y="b")])
+    with pytest.raises(DataError, match=r"record 1: feature 'v' has 3 float_list value\(s\); expected 4 number"):
+        analyze_files(data, "task: classification\nlabel: y\nfeatures:\n  v: {dtype: float32, shape: [4]}\n", tmp_path)
+
+
+def test_train_cli_refuses_a_bad_image_with_exit_2_and_writes_nothing(tmp_path) -> None:
+    data = image_records(tmp_path, b"GIF89a broken")
+    schema = write(tmp_path / "schema.yaml", IMAGE_SCHEMA)
+    job_dir = tmp_path / "job"
+    result = subprocess.run([sys.executable, "-m", "tfship.cli", "train", "--data", data, "--schema", schema,
+                             "--job-dir", str(job_dir), "--steps", "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == EXIT_BAD_INPUT
+    lines = [line for line in result.stderr.splitlines() if line.startswith("tfship train: error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "rows.tfrecord: record 1: feature 'image': not a decodable image" in lines[0]
+    assert not job_dir.exists()
