@@ -6,6 +6,7 @@ Real TensorFlow on tiny data: 8x8 PNG digits written by the test, short texts, 4
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from tfship.job import load_trained_job
 from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
 from tfship.serving import rest_json
+from test_train import assert_same_weights, cli_args, start, wait_for_event
 
 
 def write(path, text: str) -> str:
@@ -281,3 +283,27 @@ def test_train_cli_refuses_a_bad_image_with_exit_2_and_writes_nothing(tmp_path) 
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "rows.tfrecord: record 1: feature 'image': not a decodable image" in lines[0]
     assert not job_dir.exists()
+
+
+# ---- exact resume on image data ---------------------------------------------------------------
+
+
+def test_sigkill_then_resume_on_image_data_ends_with_identical_weights(tmp_path) -> None:
+    """The kill test of test_train.py, on PNG digits: decoding in tf.data keeps the resume exact."""
+    from tfship.demo import write_image_demo
+
+    data, schema = write_image_demo(str(tmp_path / "digits"), limit=100)
+    flags = {"hparam": "conv_filters=[4]"}
+    reference = str(tmp_path / "reference")
+    subprocess.run(cli_args(data, schema, reference, **flags), check=True, capture_output=True, timeout=300)
+    job_dir = str(tmp_path / "job")
+    process = start(cli_args(data, schema, job_dir, **flags))
+    wait_for_event(process, lambda e: e["event"] == "checkpoint" and e["step"] == 10)
+    wait_for_event(process, lambda e: e["event"] == "progress" and e["step"] >= 13)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    resumed = subprocess.run(cli_args(data, schema, job_dir, **flags), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    start_event = next(json.loads(line) for line in resumed.stderr.splitlines() if '"event": "start"' in line)
+    assert start_event["resumed_from"] in (10, 20)
+    assert_same_weights(f"{reference}/checkpoints/ckpt-30", f"{job_dir}/checkpoints/ckpt-30")
