@@ -67,7 +67,9 @@ def mlp(ctx: ModelContext) -> keras.Model:
         x = keras.layers.Dense(int(units), activation="relu", name=f"hidden_{index}")(x)
         if ctx.hparams.get("dropout"):
             x = keras.layers.Dropout(float(ctx.hparams["dropout"]), name=f"dropout_{index}")(x)
-    return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs, name="logits")(x), name="mlp")
+    # float32 logits under a mixed precision policy too (Keras' guide: the output layer in float32).
+    logits = keras.layers.Dense(ctx.num_outputs, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name="mlp")
 
 
 def linear(ctx: ModelContext) -> keras.Model:

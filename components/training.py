@@ -17,14 +17,16 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tfship import __version__, job, storage
 from tfship.errors import ConfigError, DataError, Preempted
 
 # Settings that must not change when a job directory is resumed.
-_RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer")
+# Each changes the numbers or the data order, so the checkpointed state would not continue the run.
+_RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer",
+                "mixed_precision", "jit_compile")
 
 
 def _positive(name: str, value: int) -> None:
@@ -54,6 +56,10 @@ class TrainConfig:
         log_every: steps between progress lines and TensorBoard scalars.
         async_checkpoints: write the weights in the background (the input position is always
             written synchronously); False blocks training until each checkpoint is on disk.
+        mixed_precision: compute in half precision with float32 variables (Keras' `mixed_float16`
+            with dynamic loss scaling on a GPU, `mixed_bfloat16` on a CPU); the loss and the
+            exported SavedModel stay float32.
+        jit_compile: compile each training step with XLA (`tf.function(jit_compile=True)`).
     """
 
     data: str
@@ -71,6 +77,8 @@ class TrainConfig:
     shuffle_buffer: int = 10_000
     log_every: int = 50
     async_checkpoints: bool = True
+    mixed_precision: bool = False
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         storage.check_uri(self.data, "--data")
@@ -84,6 +92,9 @@ class TrainConfig:
             raise ConfigError(f"Invalid value for `learning_rate`: {self.learning_rate!r}. Expected a number > 0.")
         if not isinstance(self.seed, int):
             raise ConfigError(f"Invalid value for `seed`: {self.seed!r}. Expected an integer.")
+        for name in ("async_checkpoints", "mixed_precision", "jit_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"Invalid value for `{name}`: {getattr(self, name)!r}. Expected True or False.")
         object.__setattr__(self, "hparams", dict(self.hparams))
 
 
@@ -163,7 +174,9 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     existing = job.read_job_file(config.job_dir)
     wanted = {k: v for k, v in asdict(config).items() if k in _RESUME_KEYS}
     if existing is not None:
-        recorded = {k: existing["config"].get(k) for k in _RESUME_KEYS}
+        # A job recorded before a setting existed ran with that setting's default.
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        recorded = {k: existing["config"].get(k, defaults[k]) for k in _RESUME_KEYS}
         changed = [f"{k}: {recorded[k]!r} -> {wanted[k]!r}" for k in _RESUME_KEYS if recorded[k] != wanted[k]]
         if Schema.from_dict(existing["schema"]) != schema:
             changed.append("the schema")
@@ -253,14 +266,16 @@ def run_training(config: TrainConfig) -> TrainResult:
         iterator = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
     resumed_from = start if restored else None
     progress.event("start", job_dir=config.job_dir, steps=config.steps, resumed_from=resumed_from,
-                   replicas=strategy.num_replicas_in_sync, workers=role.num_workers)
+                   replicas=strategy.num_replicas_in_sync, workers=role.num_workers,
+                   precision=model.dtype_policy.name, jit_compile=config.jit_compile)
 
     loss_object = (
         keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
         if classification
         else keras.losses.MeanSquaredError(reduction=None)
     )
-    train_step = _train_step_function(model, optimizer, strategy, loss_object, classification, config.batch_size)
+    train_step = _train_step_function(model, optimizer, strategy, loss_object, classification, config.batch_size,
+                                      config.jit_compile)
 
     writer = (
         tf.summary.create_file_writer(os.path.join(mirror, job.LOG_DIR))
@@ -343,22 +358,48 @@ def run_training(config: TrainConfig) -> TrainResult:
     return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
 
 
+def mixed_precision_policy(enabled: bool, gpus: int) -> str:
+    """The Keras dtype policy for `--mixed-precision` on this machine (pure).
+
+    float16 is the fast half type of NVIDIA GPUs but needs loss scaling; CPUs have no fast
+    float16 and compute bfloat16 (same exponent range as float32, so no loss scaling).
+    """
+    if not enabled:
+        return "float32"
+    return "mixed_float16" if gpus else "mixed_bfloat16"
+
+
 def _build_model(config: TrainConfig, schema: Any, preprocessor: Any, strategy: Any) -> tuple[Any, Any, Any]:
-    """The model, its built optimizer and the step counter, created under the strategy."""
+    """The model, its built optimizer and the step counter, created under the strategy.
+
+    With mixed precision the model's layers are built under the mixed policy (a layer keeps the
+    policy it was built with; the process-wide policy is restored afterwards, so a notebook's
+    next model is not affected). Variables stay float32 either way, so the checkpoint is the same
+    shape and `tfship export` rebuilds the model in float32 for serving. Under `mixed_float16`
+    the optimizer is wrapped in a `LossScaleOptimizer`, as `Model.compile` does.
+    """
     import keras
     import tensorflow as tf
 
     from tfship.models import ModelContext, build_model
 
+    policy = mixed_precision_policy(config.mixed_precision, len(tf.config.list_physical_devices("GPU")))
+    previous = keras.mixed_precision.global_policy()
     # Seeded right before the model is built: storage clients and retries may draw from Python's
     # global random generator, and initial weights must not depend on where the data lives.
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
-        model = build_model(config.model, ctx)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-        optimizer.build(model.trainable_variables)
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with strategy.scope():
+            ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
+            model = build_model(config.model, ctx)
+            optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(model.trainable_variables)
+            step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model, optimizer, step_counter
 
 
@@ -383,21 +424,33 @@ def _training_input(config: TrainConfig, files: Any, schema: Any, preprocessor: 
 
 
 def _train_step_function(model: Any, optimizer: Any, strategy: Any, loss_object: Any, classification: bool,
-                         global_batch_size: int) -> Any:
-    """One optimizer step on the next batch of an iterator, across the strategy's replicas."""
+                         global_batch_size: int, jit_compile: bool = False) -> Any:
+    """One optimizer step on the next batch of an iterator, across the strategy's replicas.
+
+    With `jit_compile` the replica's step (forward, gradients, update) is compiled by XLA, as
+    `Model.compile(jit_compile=True)` does; reading the iterator stays outside, since XLA cannot
+    compile tf.data's ops. The outputs are cast to float32 before the loss: under mixed precision
+    a model whose last layer computes in half precision still gets a float32 softmax and loss
+    (Keras' guide), and for float32 models the cast is a no-op. The loss is scaled and the
+    gradients unscaled by a `LossScaleOptimizer` (`scale_loss` is the identity otherwise).
+    """
     import tensorflow as tf
+
+    def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            outputs = tf.cast(model(features, training=True), tf.float32)
+            targets = labels if classification else tf.reshape(labels, [-1, 1])
+            loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
 
     @tf.function
     def train_step(batches: Any) -> tf.Tensor:
-        def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                outputs = model(features, training=True)
-                targets = labels if classification else tf.reshape(labels, [-1, 1])
-                loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=global_batch_size)
-            gradients = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return loss
-
         features, labels = next(batches)
         per_replica = strategy.run(replica_step, args=(features, labels))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -414,7 +467,7 @@ def _evaluate(model, preprocessor, files, schema, config, loss_object, classific
     heldout = make_dataset(files, schema, 256, config.holdout_every, "heldout", config.seed)
     total = count = correct = abs_error = sq_error = 0.0
     for features, labels in heldout:
-        outputs = model(preprocessor(features), training=False)
+        outputs = tf.cast(model(preprocessor(features), training=False), tf.float32)
         targets = preprocessor.encode_label(labels)
         if classification:
             total += float(tf.reduce_sum(loss_object(targets, outputs)))
