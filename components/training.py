@@ -26,7 +26,7 @@ from tfship.errors import ConfigError, DataError, Preempted
 # Settings that must not change when a job directory is resumed.
 # Each changes the numbers or the data order, so the checkpointed state would not continue the run.
 _RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer",
-                "mixed_precision", "jit_compile")
+                "mixed_precision", "jit_compile", "input_fn")
 
 
 def _positive(name: str, value: int) -> None:
@@ -60,6 +60,8 @@ class TrainConfig:
             with dynamic loss scaling on a GPU, `mixed_bfloat16` on a CPU); the loss and the
             exported SavedModel stay float32.
         jit_compile: compile each training step with XLA (`tf.function(jit_compile=True)`).
+        input_fn: `package.module:function`, a team's own input pipeline producing the examples
+            of each split (see `tfship.input_pipeline`); "" = tfship's CSV/TFRecord reader.
     """
 
     data: str
@@ -79,6 +81,7 @@ class TrainConfig:
     async_checkpoints: bool = True
     mixed_precision: bool = False
     jit_compile: bool = False
+    input_fn: str = ""
 
     def __post_init__(self) -> None:
         storage.check_uri(self.data, "--data")
@@ -95,6 +98,8 @@ class TrainConfig:
         for name in ("async_checkpoints", "mixed_precision", "jit_compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"Invalid value for `{name}`: {getattr(self, name)!r}. Expected True or False.")
+        if self.input_fn and ":" not in self.input_fn:
+            raise ConfigError(f"Invalid value for `input_fn`: {self.input_fn!r}. Expected 'package.module:function'.")
         object.__setattr__(self, "hparams", dict(self.hparams))
 
 
@@ -161,12 +166,15 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     import tempfile
 
     from tfship.data import FeatureStats, analyze, resolve_files
+    from tfship.input_pipeline import load_input_fn
     from tfship.models import model_source_digest
     from tfship.preprocessing import write_vocabularies
     from tfship.schema import Schema, load_schema
 
     schema = load_schema(config.schema)
     code_fingerprint = _code_fingerprint(config.model)  # also fails early on a --model that won't import
+    if config.input_fn:
+        load_input_fn(config.input_fn)  # likewise for an --input that won't import
     model_source = model_source_digest(config.model)
     files = resolve_files(config.data)
     # Every start validates every row, so bad data fails here, before any checkpoint is touched.
@@ -238,13 +246,16 @@ def run_training(config: TrainConfig) -> TrainResult:
     classification = schema.task == "classification"
 
     model, optimizer, step_counter = _build_model(config, schema, preprocessor, strategy)
-    if new_job is not None:
-        _record_job(config, new_job)
+    # Built (and an `--input` function's output checked) before the job is recorded, so a
+    # refused pipeline leaves no job behind that would hold on to the settings.
     train_ds = _training_input(config, files, schema, preprocessor, role)
     # The input position is checkpointed with the iterator where TensorFlow can save it (one
-    # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
-    # position is a function of the step: the deterministic stream is skipped to it on resume.
-    save_iterator = role.num_workers == 1
+    # worker, no Python in the pipeline). MultiWorkerMirroredStrategy's distributed iterator is
+    # not saveable, nor is a pipeline running Python: there the position is a function of the
+    # step, and the deterministic stream is skipped to it on resume.
+    save_iterator = role.num_workers == 1 and _iterator_saveable(config, train_ds, files, schema, progress)
+    if new_job is not None:
+        _record_job(config, new_job)
     weights = tf.train.Checkpoint(step=step_counter, model=variables_of(model), optimizer=variables_of(optimizer))
     position = None
     if save_iterator:
@@ -403,18 +414,54 @@ def _build_model(config: TrainConfig, schema: Any, preprocessor: Any, strategy: 
     return model, optimizer, step_counter
 
 
+def _raw_batches(config: TrainConfig, files: Any, schema: Any, split: str, batch_size: int) -> Any:
+    """Batches of (raw feature dict, raw label) of `split`: tfship's reader, or the `--input` function's."""
+    from tfship import input_pipeline
+    from tfship.data import make_dataset
+
+    if not config.input_fn:
+        return make_dataset(files, schema, batch_size, config.holdout_every, split, config.seed, config.shuffle_buffer)
+    return input_pipeline.batches(_input_examples(config, files, schema, split), schema, batch_size, split,
+                                  config.seed, config.shuffle_buffer)
+
+
+def _input_examples(config: TrainConfig, files: Any, schema: Any, split: str) -> Any:
+    """The `--input` function's checked examples of `split`."""
+    from tfship import input_pipeline
+
+    context = input_pipeline.InputContext(schema, split, config.seed, files.paths, config.holdout_every)
+    return input_pipeline.examples(config.input_fn, context)
+
+
+def _iterator_saveable(config: TrainConfig, train_ds: Any, files: Any, schema: Any, progress: Any) -> bool:
+    """Whether the training iterator's position can be checkpointed; for an `--input` pipeline
+    that TensorFlow cannot save, says so in one line, or refuses one that is not deterministic."""
+    from tfship import input_pipeline
+
+    reason = input_pipeline.unsaveable_reason(train_ds) if config.input_fn else None
+    if reason is None:
+        return True
+    if not input_pipeline.repeats_itself(lambda: _input_examples(config, files, schema, "train")):
+        raise ConfigError(
+            f"--input {config.input_fn!r}: its dataset cannot be checkpointed ({reason}) and two datasets it "
+            "makes give different examples, so no resume could be exact. Seed its randomness with ctx.seed, or build "
+            "it from tf.data operations only."
+        )
+    progress.event("warning", message=(
+        f"--input {config.input_fn!r}: its dataset cannot be checkpointed ({reason}); a resume re-reads it "
+        "from the start and skips the batches already trained on (exact: two datasets it made gave the same examples)."))
+    return False
+
+
 def _training_input(config: TrainConfig, files: Any, schema: Any, preprocessor: Any, role: Any) -> Any:
     """The endless, shuffled stream of preprocessed training batches."""
     import tensorflow as tf
 
-    from tfship.data import make_dataset
-
     def encode(features: dict[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         return preprocessor(features), preprocessor.encode_label(label)
 
-    batches = make_dataset(
-        files, schema, config.batch_size, config.holdout_every, "train", config.seed, config.shuffle_buffer
-    ).map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = _raw_batches(config, files, schema, "train", config.batch_size).map(
+        encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if role.num_workers > 1:
         # Every worker reads the whole stream and keeps its share of each global batch.
         options = tf.data.Options()
@@ -462,9 +509,7 @@ def _evaluate(model, preprocessor, files, schema, config, loss_object, classific
     """Loss and the task's metric on the held-out rows (accuracy, or MAE and RMSE)."""
     import tensorflow as tf
 
-    from tfship.data import make_dataset
-
-    heldout = make_dataset(files, schema, 256, config.holdout_every, "heldout", config.seed)
+    heldout = _raw_batches(config, files, schema, "heldout", 256)
     total = count = correct = abs_error = sq_error = 0.0
     for features, labels in heldout:
         outputs = tf.cast(model(preprocessor(features), training=False), tf.float32)
