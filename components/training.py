@@ -323,6 +323,11 @@ def run_training(config: TrainConfig) -> TrainResult:
             except tf.errors.InvalidArgumentError as error:
                 raise DataError(f"Reading --data {config.data} failed at step {step}: "
                                 f"{error.message.splitlines()[0]}") from error
+            except tf.errors.UnimplementedError as error:
+                refusal = _jit_refusal(config, error.message)
+                if refusal is None:
+                    raise
+                raise ConfigError(refusal) from error
             if step % config.log_every == 0 or step == config.steps:
                 value = float(loss)
                 with writer.as_default():
@@ -503,6 +508,20 @@ def _train_step_function(model: Any, optimizer: Any, strategy: Any, loss_object:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     return train_step
+
+
+def _jit_refusal(config: TrainConfig, message: str) -> str | None:
+    """The one-line refusal for a step XLA cannot compile deterministically (None: another error).
+
+    tfship keeps TensorFlow's op determinism on (exact resume needs it), and XLA has no
+    deterministic kernel for some gradients (max pooling's, in TF 2.21): such a model cannot
+    train with `--jit`.
+    """
+    reason = next((line.strip() for line in message.splitlines() if "deterministic XLA" in line), None)
+    if not config.jit_compile or reason is None:
+        return None
+    return (f"--jit cannot compile this model's training step with op determinism on, which exact resume "
+            f"needs: {reason} Train it without --jit (in a new --job-dir: this one records --jit).")
 
 
 def _evaluate(model, preprocessor, files, schema, config, loss_object, classification) -> dict[str, Any]:

@@ -160,6 +160,15 @@ def unseeded(ctx):
     return tf.data.Dataset.from_generator(rows, output_signature=_signature(ctx.schema))
 
 
+def pooled(ctx):
+    """A model with max pooling, whose gradient XLA has no deterministic kernel for."""
+    import keras
+    inputs = ctx.keras_inputs()
+    x = keras.layers.Concatenate()([ctx.dense(inputs, n) for n in inputs])
+    x = keras.layers.MaxPooling1D(2)(keras.layers.Reshape((-1, 1))(x))
+    return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs)(keras.layers.Flatten()(x)))
+
+
 def float64_mass(ctx):
     return tensors(ctx).map(lambda f, y: ({**f, "body_mass_g": tf.cast(f["body_mass_g"], tf.float64)}, y))
 '''
@@ -167,7 +176,7 @@ def float64_mass(ctx):
 
 @pytest.fixture(scope="module")
 def team_pipelines(tmp_path_factory) -> str:
-    """A module of `--input` functions, importable here and (through PYTHONPATH) by the CLI."""
+    """A team's module (`--input` functions, a model), importable here and (through PYTHONPATH) by the CLI."""
     directory = tmp_path_factory.mktemp("team")
     (directory / "team_pipelines.py").write_text(TEAM_PIPELINES)
     sys.path.insert(0, str(directory))
@@ -263,3 +272,10 @@ def test_input_that_is_neither_checkpointable_nor_deterministic_is_refused(demo_
                                           r"\(PyFunc is stateful\.\) and two datasets it makes give different examples"):
         tfship.train(*demo_data, str(tmp_path / "job"), steps=5, input_fn="team_pipelines:unseeded")
     assert not (tmp_path / "job" / "tfship_job.json").exists()
+
+
+def test_jit_refuses_a_model_xla_cannot_compile_deterministically(demo_data, team_pipelines, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^--jit cannot compile this model's training step with op determinism on, "
+                                          r"which exact resume needs: .*MaxPool gradient ops do not yet have a "
+                                          r"deterministic XLA implementation\. Train it without --jit"):
+        tfship.train(*demo_data, str(tmp_path / "job"), steps=3, model="team_pipelines:pooled", jit_compile=True)
