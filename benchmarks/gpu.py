@@ -14,6 +14,11 @@ one device).
    ~100M-parameter model (model + Adam slots, ~1.2 GB), with asynchronous and with synchronous
    weight writes, and how long until the checkpoint is durable.
 3. MirroredStrategy over every visible GPU vs one device: steps/s at the same per-replica batch.
+4. The image comparisons of `benchmarks/train.py --part images` on the GPU: `tfship train --input`
+   images/s vs a bare `model.fit` on the same model and tf.data batches, the input-bound check
+   (pipeline vs the same batches cached), and `--mixed-precision` (`mixed_float16`, loss scaled)
+   and `--jit` vs float32, all through `tfship train`. On a machine without a GPU these rows are
+   skipped (that is what `benchmarks/train.py` measures on CPUs).
 
 Each configuration has a share of `--timeout`; one that runs out is reported as such, and the
 others still print.
@@ -136,7 +141,16 @@ def measure_mirrored(config: dict) -> dict:
     return {"steps_per_s": config["steps"] / elapsed, "replicas": replicas, "device": f"{count} {kind}"}
 
 
-MEASURES = {"precision": measure_precision, "checkpoint": measure_checkpoint, "mirrored": measure_mirrored}
+def measure_images(config: dict) -> dict:
+    """`benchmarks/train.py`'s image comparisons (their own `tfship train` processes), steps/s."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import train as train_benchmarks
+
+    return train_benchmarks.image_runs(config["rows"], config["steps"], config["batch"])
+
+
+MEASURES = {"precision": measure_precision, "checkpoint": measure_checkpoint, "mirrored": measure_mirrored,
+            "images": measure_images}
 
 
 def _run(measure: str, config: dict, timeout_s: float) -> dict:
@@ -172,6 +186,10 @@ def main() -> int:
     runs += [("checkpoint", {"async": a, "saves": saves}) for a in (True, False)]
     runs += [("mirrored", {"mirrored": m, "batch": batch, "steps": steps, "warmup": warmup})
              for m in (False, True)]
+    # The image rows need a GPU: on CPUs they are benchmarks/train.py's (CPU-only guard).
+    image_config = {"rows": 256 if args.quick else 1024, "steps": 30 if args.quick else 100, "batch": 256}
+    if kind == "gpu":
+        runs.append(("images", image_config))
     share = args.timeout / len(runs)
     results = [(measure, config, _run(measure, config, share)) for measure, config in runs]
 
@@ -181,6 +199,8 @@ def main() -> int:
     print("|---|---|---|")
     base = results[0][2].get("steps_per_s")
     for measure, config, result in results:
+        if measure == "images":
+            continue  # its own table, below
         if "error" in result:
             shown = f"no result: {result['error']}"
         elif measure == "precision":
@@ -197,6 +217,17 @@ def main() -> int:
         label = {"precision": f"train steps/s, batch {batch}", "checkpoint": "checkpoint of a 100M model",
                  "mirrored": f"data parallel, {batch}/replica"}[measure]
         print(f"| {label} | {setting} | {shown} |")
+    images = next((result for measure, _, result in results if measure == "images"), None)
+    if images is None:
+        print("\nNo GPU visible: the image rows (tfship train vs model.fit, input-bound check, mixed precision "
+              "and XLA through tfship train) are skipped; on CPUs run benchmarks/train.py --part images.")
+    elif "error" in images:
+        print(f"\nImage rows: no result: {images['error']}")
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import train as train_benchmarks
+
+        train_benchmarks.print_image_table(images, image_config["rows"], image_config["batch"], f"{count} GPU(s)")
     return 0
 
 

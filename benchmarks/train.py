@@ -1,12 +1,21 @@
-"""Train-step benchmarks (issue 2). Prints one table; every ratio is measured side by side here.
+"""Train-step benchmarks (issues 2 and 11). Prints tables; every ratio is measured side by side here.
 
+Part `checkpoints` (issue 2), on synthetic tabular rows:
 1. Checkpoint overhead: steps/s with a checkpoint every K steps vs none, ~10.5M-parameter MLP.
 2. SIGTERM -> durable checkpoint, same model: seconds from the signal to the `preempted` event
    (the checkpoint is on disk then) and to process exit.
 3. Framework overhead: `tfship train` steps/s vs a bare `model.fit` on the same model, data, batch.
 4. Peak RSS of `tfship train` on N rows vs 10N rows (streaming input: should stay flat).
 
-    .venv/bin/python benchmarks/train.py [--quick]
+Part `images` (issue 11), a compute-bound small CNN on synthetic 32x32x3 images
+(`benchmarks/bench_images.py`: its `--input` function reads the images into memory):
+5. `tfship train --input` images/s vs a bare `model.fit` on the same model and the same tf.data
+   batches (tfship's pipeline, built by tfship's own code), target >= 0.95.
+6. Input-bound check: `model.fit` steps/s on that pipeline vs on the same batches cached in memory
+   (near 1.0: the model, not the input, sets the pace).
+7. `tfship train --mixed-precision` (bfloat16 on a CPU) and `--jit` (XLA) steps/s vs float32.
+
+    .venv/bin/python benchmarks/train.py [--quick] [--part all|checkpoints|images]
 """
 
 from __future__ import annotations
@@ -148,10 +157,94 @@ def peak_rss(data: str, schema: str, steps: int) -> float:
         return int(out.stdout.strip()) / 1024
 
 
+IMAGE_BATCH = 64
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+IMAGE_FLAGS = {"model": "bench_images:cnn", "input": "bench_images:from_csv"}
+
+IMAGE_FIT = r"""
+import json, sys, tempfile, time
+import keras, tensorflow as tf
+from tfship import training
+from tfship.data import analyze, resolve_files
+from tfship.distribute import cluster_role
+from tfship.models import ModelContext, build_model
+from tfship.preprocessing import Preprocessor, write_vocabularies
+from tfship.schema import load_schema
+data, schema_path, steps, warmup, batch = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+tf.config.experimental.enable_op_determinism()  # as tfship train runs
+config = training.TrainConfig(data, schema_path, tempfile.mkdtemp(), model="bench_images:cnn",
+                              input_fn="bench_images:from_csv", batch_size=batch, shuffle_buffer=1000)
+schema = load_schema(schema_path); files = resolve_files(data); stats = analyze(files, schema, config.holdout_every)
+pre = Preprocessor(schema, stats, write_vocabularies(stats, tempfile.mkdtemp()))
+pipeline = training._training_input(config, files, schema, pre, cluster_role())  # tfship's own batches
+cached = pipeline.take(warmup).cache().repeat()
+
+def rate(ds):
+    keras.utils.set_random_seed(0)
+    model = build_model(config.model, ModelContext(schema, pre.vocabulary_sizes, pre.num_outputs, {}))
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)  # tracing; fills the cache
+    began = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps / (time.perf_counter() - began)
+
+print(json.dumps({"pipeline": rate(pipeline), "cached": rate(cached)}))
+"""
+
+
+def image_runs(rows: int, steps: int, batch: int = IMAGE_BATCH) -> dict[str, float]:
+    """Steps/s of the image CNN: `tfship train` in float32, mixed precision and XLA, and a bare
+    `model.fit` on tfship's pipeline and on the same batches cached."""
+    import bench_images
+
+    work = tempfile.mkdtemp(prefix="tfship-bench-images-")
+    data, schema = os.path.join(work, "images.csv"), os.path.join(work, "images.yaml")
+    bench_images.write_csv(data, rows)
+    with open(schema, "w") as handle:
+        handle.write(bench_images.schema_yaml())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [BENCH_DIR, os.environ.get("PYTHONPATH")]))}
+    rates: dict[str, float] = {}
+    for label, switch in (("float32", None), ("mixed", "mixed_precision"), ("xla", "jit")):
+        with tempfile.TemporaryDirectory() as job:
+            flags = {**IMAGE_FLAGS, **({switch: ""} if switch else {})}
+            done = subprocess.run(
+                train_cmd(data, schema, job, steps=steps, batch_size=batch, log_every=5, checkpoint_every=steps,
+                          shuffle_buffer=1000, **flags),
+                capture_output=True, text=True, check=True, env=env)
+            rates[label] = rate_after_warmup(events(done.stderr))
+    fit = subprocess.run([sys.executable, "-c", IMAGE_FIT, data, schema, str(steps - 10), "10", str(batch)],
+                         capture_output=True, text=True, check=True, env=env)
+    measured = json.loads(fit.stdout.strip().splitlines()[-1])
+    rates["fit"], rates["fit_cached"] = measured["pipeline"], measured["cached"]
+    return rates
+
+
+def print_image_table(rates: dict[str, float], rows: int, batch: int = IMAGE_BATCH, device: str = "") -> None:
+    device = device or f"{os.cpu_count()} CPUs"
+    print(f"\nImage training ({device}; small CNN, {rows} synthetic 32x32x3 images, batch {batch})\n")
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    print(f"| `tfship train --input` vs bare `model.fit`, same model and tf.data batches: images/s | "
+          f"{rates['float32'] * batch:.0f} vs {rates['fit'] * batch:.0f} = "
+          f"{rates['float32'] / rates['fit']:.2f}x | >= 0.95x |")
+    print(f"| input-bound check: `model.fit` steps/s on tfship's pipeline vs the same batches cached in memory | "
+          f"{rates['fit']:.2f} vs {rates['fit_cached']:.2f} = {rates['fit'] / rates['fit_cached']:.2f}x | ~1.0 |")
+    half = "mixed_float16" if "GPU" in device else "mixed_bfloat16"
+    for label, name in (("mixed", f"--mixed-precision ({half})"), ("xla", "--jit (XLA)")):
+        print(f"| `tfship train {name}` vs float32: steps/s | {rates[label]:.2f} vs {rates['float32']:.2f} = "
+              f"{rates[label] / rates['float32']:.2f}x | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and rows (a smoke run)")
+    parser.add_argument("--part", choices=("all", "checkpoints", "images"), default="all")
     args = parser.parse_args()
+    if args.part != "checkpoints":
+        rows = 256 if args.quick else 640
+        print_image_table(image_runs(rows, 30 if args.quick else 80), rows)
+    if args.part == "images":
+        return
     steps = 48 if args.quick else 240
     rows = 5_000 if args.quick else 20_000
     work = tempfile.mkdtemp(prefix="tfship-bench-")

@@ -74,6 +74,9 @@ class ChainConfig:
         name: the model name in the repository (TF Serving rules: no `/`, no `..`).
         model: the model family or `module:function` for `tfship train --model`.
         steps, checkpoint_every, batch_size, seed: training hyper-parameters.
+        mixed_precision, jit_compile, input_fn: `tfship train --mixed-precision`, `--jit` and
+            `--input module:function` (a team's own input pipeline; the module must be installed
+            in the training image).
         contract: signature contract YAML for `tfship validate`; "" = `<run>/contract.yaml`, which
             the runner writes from the schema before validating.
         examples: rows the canary (and validate) send; "" = `<run>/examples.jsonl`, written from the
@@ -100,6 +103,9 @@ class ChainConfig:
     checkpoint_every: int = 100
     batch_size: int = 32
     seed: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    input_fn: str = ""
     contract: str = ""
     examples: str = ""
     canary_requests: int = 200
@@ -141,6 +147,17 @@ class ChainConfig:
                     f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
                     "Expected an integer >= 0."
                 )
+        for arg in ("mixed_precision", "jit_compile"):
+            value = getattr(self, arg)
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. Expected true or false."
+                )
+        if self.input_fn and ":" not in self.input_fn:
+            raise ConfigError(
+                f"Invalid value for argument `input_fn`. Received: input_fn={self.input_fn!r}. "
+                "Expected 'package.module:function' or ''."
+            )
         if not self.gpu_type or not _NAME_RE.match(self.gpu_type):
             raise ConfigError(
                 f"Invalid value for argument `gpu_type`. Received: gpu_type={self.gpu_type!r}. "
@@ -403,6 +420,9 @@ def step_args(
             "--batch-size", str(config.batch_size),
             "--seed", str(config.seed),
             "--model", config.model,
+            *(["--mixed-precision"] if config.mixed_precision else []),
+            *(["--jit"] if config.jit_compile else []),
+            *(["--input", config.input_fn] if config.input_fn else []),
         ],
         "export": lambda: [
             "export",

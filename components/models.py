@@ -19,7 +19,6 @@ small CNN and over a text feature an embedding-and-pooling model. A user functio
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import os
 import warnings
@@ -30,6 +29,7 @@ import keras
 
 from tfship.errors import ModelError
 from tfship.schema import Schema, graph_name
+from tfship.user_code import import_function
 
 BUILTIN_MODELS = ("mlp", "linear")
 
@@ -100,7 +100,9 @@ def mlp(ctx: ModelContext) -> keras.Model:
         x = keras.layers.Dense(int(units), activation="relu", name=f"hidden_{index}")(x)
         if ctx.hparams.get("dropout"):
             x = keras.layers.Dropout(float(ctx.hparams["dropout"]), name=f"dropout_{index}")(x)
-    return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs, name="logits")(x), name="mlp")
+    # float32 logits under a mixed precision policy too (Keras' guide: the output layer in float32).
+    logits = keras.layers.Dense(ctx.num_outputs, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name="mlp")
 
 
 def linear(ctx: ModelContext) -> keras.Model:
@@ -112,20 +114,12 @@ def resolve_model_fn(spec: str) -> Any:
     """`mlp` / `linear`, or `package.module:function`; fails with one line naming the problem."""
     if spec in BUILTIN_MODELS:
         return globals()[spec]
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
+    if ":" not in spec:
         raise ModelError(
             f"Invalid --model {spec!r}: expected one of {', '.join(BUILTIN_MODELS)} "
             "or 'package.module:function'."
         )
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # ImportError, or the user's module failing at import
-        raise ModelError(f"Cannot import --model {spec!r}: {type(error).__name__}: {error}") from error
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ModelError(f"Invalid --model {spec!r}: module {module_name!r} has no function {attribute!r}.")
-    return function
+    return import_function(spec, "--model", ModelError)
 
 
 def model_source_digest(spec: str) -> str:

@@ -17,14 +17,16 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tfship import __version__, job, storage
 from tfship.errors import ConfigError, DataError, Preempted
 
 # Settings that must not change when a job directory is resumed.
-_RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer")
+# Each changes the numbers or the data order, so the checkpointed state would not continue the run.
+_RESUME_KEYS = ("model", "hparams", "batch_size", "learning_rate", "seed", "holdout_every", "shuffle_buffer",
+                "mixed_precision", "jit_compile", "input_fn")
 
 
 def _positive(name: str, value: int) -> None:
@@ -54,6 +56,12 @@ class TrainConfig:
         log_every: steps between progress lines and TensorBoard scalars.
         async_checkpoints: write the weights in the background (the input position is always
             written synchronously); False blocks training until each checkpoint is on disk.
+        mixed_precision: compute in half precision with float32 variables (Keras' `mixed_float16`
+            with dynamic loss scaling on a GPU, `mixed_bfloat16` on a CPU); the loss and the
+            exported SavedModel stay float32.
+        jit_compile: compile each training step with XLA (`tf.function(jit_compile=True)`).
+        input_fn: `package.module:function`, a team's own input pipeline producing the examples
+            of each split (see `tfship.input_pipeline`); "" = tfship's CSV/TFRecord reader.
     """
 
     data: str
@@ -71,6 +79,9 @@ class TrainConfig:
     shuffle_buffer: int = 10_000
     log_every: int = 50
     async_checkpoints: bool = True
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    input_fn: str = ""
 
     def __post_init__(self) -> None:
         storage.check_uri(self.data, "--data")
@@ -84,6 +95,11 @@ class TrainConfig:
             raise ConfigError(f"Invalid value for `learning_rate`: {self.learning_rate!r}. Expected a number > 0.")
         if not isinstance(self.seed, int):
             raise ConfigError(f"Invalid value for `seed`: {self.seed!r}. Expected an integer.")
+        for name in ("async_checkpoints", "mixed_precision", "jit_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"Invalid value for `{name}`: {getattr(self, name)!r}. Expected True or False.")
+        if self.input_fn and ":" not in self.input_fn:
+            raise ConfigError(f"Invalid value for `input_fn`: {self.input_fn!r}. Expected 'package.module:function'.")
         object.__setattr__(self, "hparams", dict(self.hparams))
 
 
@@ -150,12 +166,15 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     import tempfile
 
     from tfship.data import FeatureStats, analyze, resolve_files
+    from tfship.input_pipeline import load_input_fn
     from tfship.models import model_source_digest
     from tfship.preprocessing import write_vocabularies
     from tfship.schema import Schema, load_schema
 
     schema = load_schema(config.schema)
     code_fingerprint = _code_fingerprint(config.model)  # also fails early on a --model that won't import
+    if config.input_fn:
+        load_input_fn(config.input_fn)  # likewise for an --input that won't import
     model_source = model_source_digest(config.model)
     files = resolve_files(config.data)
     # Every start validates every row, so bad data fails here, before any checkpoint is touched.
@@ -163,7 +182,9 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     existing = job.read_job_file(config.job_dir)
     wanted = {k: v for k, v in asdict(config).items() if k in _RESUME_KEYS}
     if existing is not None:
-        recorded = {k: existing["config"].get(k) for k in _RESUME_KEYS}
+        # A job recorded before a setting existed ran with that setting's default.
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        recorded = {k: existing["config"].get(k, defaults[k]) for k in _RESUME_KEYS}
         changed = [f"{k}: {recorded[k]!r} -> {wanted[k]!r}" for k in _RESUME_KEYS if recorded[k] != wanted[k]]
         if Schema.from_dict(existing["schema"]) != schema:
             changed.append("the schema")
@@ -225,13 +246,16 @@ def run_training(config: TrainConfig) -> TrainResult:
     classification = schema.task == "classification"
 
     model, optimizer, step_counter = _build_model(config, schema, preprocessor, strategy)
-    if new_job is not None:
-        _record_job(config, new_job)
+    # Built (and an `--input` function's output checked) before the job is recorded, so a
+    # refused pipeline leaves no job behind that would hold on to the settings.
     train_ds = _training_input(config, files, schema, preprocessor, role)
     # The input position is checkpointed with the iterator where TensorFlow can save it (one
-    # worker). MultiWorkerMirroredStrategy's distributed iterator is not saveable, so there the
-    # position is a function of the step: the deterministic stream is skipped to it on resume.
-    save_iterator = role.num_workers == 1
+    # worker, no Python in the pipeline). MultiWorkerMirroredStrategy's distributed iterator is
+    # not saveable, nor is a pipeline running Python: there the position is a function of the
+    # step, and the deterministic stream is skipped to it on resume.
+    save_iterator = role.num_workers == 1 and _iterator_saveable(config, train_ds, files, schema, progress)
+    if new_job is not None:
+        _record_job(config, new_job)
     weights = tf.train.Checkpoint(step=step_counter, model=variables_of(model), optimizer=variables_of(optimizer))
     position = None
     if save_iterator:
@@ -253,14 +277,16 @@ def run_training(config: TrainConfig) -> TrainResult:
         iterator = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
     resumed_from = start if restored else None
     progress.event("start", job_dir=config.job_dir, steps=config.steps, resumed_from=resumed_from,
-                   replicas=strategy.num_replicas_in_sync, workers=role.num_workers)
+                   replicas=strategy.num_replicas_in_sync, workers=role.num_workers,
+                   precision=model.dtype_policy.name, jit_compile=config.jit_compile)
 
     loss_object = (
         keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
         if classification
         else keras.losses.MeanSquaredError(reduction=None)
     )
-    train_step = _train_step_function(model, optimizer, strategy, loss_object, classification, config.batch_size)
+    train_step = _train_step_function(model, optimizer, strategy, loss_object, classification, config.batch_size,
+                                      config.jit_compile)
 
     writer = (
         tf.summary.create_file_writer(os.path.join(mirror, job.LOG_DIR))
@@ -297,6 +323,11 @@ def run_training(config: TrainConfig) -> TrainResult:
             except tf.errors.InvalidArgumentError as error:
                 raise DataError(f"Reading --data {config.data} failed at step {step}: "
                                 f"{error.message.splitlines()[0]}") from error
+            except tf.errors.UnimplementedError as error:
+                refusal = _jit_refusal(config, error.message)
+                if refusal is None:
+                    raise
+                raise ConfigError(refusal) from error
             if step % config.log_every == 0 or step == config.steps:
                 value = float(loss)
                 with writer.as_default():
@@ -343,37 +374,99 @@ def run_training(config: TrainConfig) -> TrainResult:
     return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
 
 
+def mixed_precision_policy(enabled: bool, gpus: int) -> str:
+    """The Keras dtype policy for `--mixed-precision` on this machine (pure).
+
+    float16 is the fast half type of NVIDIA GPUs but needs loss scaling; CPUs have no fast
+    float16 and compute bfloat16 (same exponent range as float32, so no loss scaling).
+    """
+    if not enabled:
+        return "float32"
+    return "mixed_float16" if gpus else "mixed_bfloat16"
+
+
 def _build_model(config: TrainConfig, schema: Any, preprocessor: Any, strategy: Any) -> tuple[Any, Any, Any]:
-    """The model, its built optimizer and the step counter, created under the strategy."""
+    """The model, its built optimizer and the step counter, created under the strategy.
+
+    With mixed precision the model's layers are built under the mixed policy (a layer keeps the
+    policy it was built with; the process-wide policy is restored afterwards, so a notebook's
+    next model is not affected). Variables stay float32 either way, so the checkpoint is the same
+    shape and `tfship export` rebuilds the model in float32 for serving. Under `mixed_float16`
+    the optimizer is wrapped in a `LossScaleOptimizer`, as `Model.compile` does.
+    """
     import keras
     import tensorflow as tf
 
     from tfship.models import ModelContext, build_model
 
+    policy = mixed_precision_policy(config.mixed_precision, len(tf.config.list_physical_devices("GPU")))
+    previous = keras.mixed_precision.global_policy()
     # Seeded right before the model is built: storage clients and retries may draw from Python's
     # global random generator, and initial weights must not depend on where the data lives.
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
-        model = build_model(config.model, ctx)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-        optimizer.build(model.trainable_variables)
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with strategy.scope():
+            ctx = ModelContext(schema, preprocessor.vocabulary_sizes, preprocessor.num_outputs, config.hparams)
+            model = build_model(config.model, ctx)
+            optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(model.trainable_variables)
+            step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model, optimizer, step_counter
+
+
+def _raw_batches(config: TrainConfig, files: Any, schema: Any, split: str, batch_size: int) -> Any:
+    """Batches of (raw feature dict, raw label) of `split`: tfship's reader, or the `--input` function's."""
+    from tfship import input_pipeline
+    from tfship.data import make_dataset
+
+    if not config.input_fn:
+        return make_dataset(files, schema, batch_size, config.holdout_every, split, config.seed, config.shuffle_buffer)
+    return input_pipeline.batches(_input_examples(config, files, schema, split), schema, batch_size, split,
+                                  config.seed, config.shuffle_buffer)
+
+
+def _input_examples(config: TrainConfig, files: Any, schema: Any, split: str) -> Any:
+    """The `--input` function's checked examples of `split`."""
+    from tfship import input_pipeline
+
+    context = input_pipeline.InputContext(schema, split, config.seed, files.paths, config.holdout_every)
+    return input_pipeline.examples(config.input_fn, context)
+
+
+def _iterator_saveable(config: TrainConfig, train_ds: Any, files: Any, schema: Any, progress: Any) -> bool:
+    """Whether the training iterator's position can be checkpointed; for an `--input` pipeline
+    that TensorFlow cannot save, says so in one line, or refuses one that is not deterministic."""
+    from tfship import input_pipeline
+
+    reason = input_pipeline.unsaveable_reason(train_ds) if config.input_fn else None
+    if reason is None:
+        return True
+    if not input_pipeline.repeats_itself(lambda: _input_examples(config, files, schema, "train")):
+        raise ConfigError(
+            f"--input {config.input_fn!r}: its dataset cannot be checkpointed ({reason}) and two datasets it "
+            "makes give different examples, so no resume could be exact. Seed its randomness with ctx.seed, or build "
+            "it from tf.data operations only."
+        )
+    progress.event("warning", message=(
+        f"--input {config.input_fn!r}: its dataset cannot be checkpointed ({reason}); a resume re-reads it "
+        "from the start and skips the batches already trained on (exact: two datasets it made gave the same examples)."))
+    return False
 
 
 def _training_input(config: TrainConfig, files: Any, schema: Any, preprocessor: Any, role: Any) -> Any:
     """The endless, shuffled stream of preprocessed training batches."""
     import tensorflow as tf
 
-    from tfship.data import make_dataset
-
     def encode(features: dict[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         return preprocessor(features), preprocessor.encode_label(label)
 
-    batches = make_dataset(
-        files, schema, config.batch_size, config.holdout_every, "train", config.seed, config.shuffle_buffer
-    ).map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = _raw_batches(config, files, schema, "train", config.batch_size).map(
+        encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if role.num_workers > 1:
         # Every worker reads the whole stream and keeps its share of each global batch.
         options = tf.data.Options()
@@ -383,21 +476,33 @@ def _training_input(config: TrainConfig, files: Any, schema: Any, preprocessor: 
 
 
 def _train_step_function(model: Any, optimizer: Any, strategy: Any, loss_object: Any, classification: bool,
-                         global_batch_size: int) -> Any:
-    """One optimizer step on the next batch of an iterator, across the strategy's replicas."""
+                         global_batch_size: int, jit_compile: bool = False) -> Any:
+    """One optimizer step on the next batch of an iterator, across the strategy's replicas.
+
+    With `jit_compile` the replica's step (forward, gradients, update) is compiled by XLA, as
+    `Model.compile(jit_compile=True)` does; reading the iterator stays outside, since XLA cannot
+    compile tf.data's ops. The outputs are cast to float32 before the loss: under mixed precision
+    a model whose last layer computes in half precision still gets a float32 softmax and loss
+    (Keras' guide), and for float32 models the cast is a no-op. The loss is scaled and the
+    gradients unscaled by a `LossScaleOptimizer` (`scale_loss` is the identity otherwise).
+    """
     import tensorflow as tf
+
+    def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            outputs = tf.cast(model(features, training=True), tf.float32)
+            targets = labels if classification else tf.reshape(labels, [-1, 1])
+            loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
 
     @tf.function
     def train_step(batches: Any) -> tf.Tensor:
-        def replica_step(features: dict[str, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                outputs = model(features, training=True)
-                targets = labels if classification else tf.reshape(labels, [-1, 1])
-                loss = tf.nn.compute_average_loss(loss_object(targets, outputs), global_batch_size=global_batch_size)
-            gradients = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return loss
-
         features, labels = next(batches)
         per_replica = strategy.run(replica_step, args=(features, labels))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -405,16 +510,28 @@ def _train_step_function(model: Any, optimizer: Any, strategy: Any, loss_object:
     return train_step
 
 
+def _jit_refusal(config: TrainConfig, message: str) -> str | None:
+    """The one-line refusal for a step XLA cannot compile deterministically (None: another error).
+
+    tfship keeps TensorFlow's op determinism on (exact resume needs it), and XLA has no
+    deterministic kernel for some gradients (max pooling's, in TF 2.21): such a model cannot
+    train with `--jit`.
+    """
+    reason = next((line.strip() for line in message.splitlines() if "deterministic XLA" in line), None)
+    if not config.jit_compile or reason is None:
+        return None
+    return (f"--jit cannot compile this model's training step with op determinism on, which exact resume "
+            f"needs: {reason} Train it without --jit (in a new --job-dir: this one records --jit).")
+
+
 def _evaluate(model, preprocessor, files, schema, config, loss_object, classification) -> dict[str, Any]:
     """Loss and the task's metric on the held-out rows (accuracy, or MAE and RMSE)."""
     import tensorflow as tf
 
-    from tfship.data import make_dataset
-
-    heldout = make_dataset(files, schema, 256, config.holdout_every, "heldout", config.seed)
+    heldout = _raw_batches(config, files, schema, "heldout", 256)
     total = count = correct = abs_error = sq_error = 0.0
     for features, labels in heldout:
-        outputs = model(preprocessor(features), training=False)
+        outputs = tf.cast(model(preprocessor(features), training=False), tf.float32)
         targets = preprocessor.encode_label(labels)
         if classification:
             total += float(tf.reduce_sum(loss_object(targets, outputs)))

@@ -69,6 +69,11 @@ PARAMS = {
     "checkpoint_every": Param(_D.checkpoint_every, type="integer", minimum=1),
     "batch_size": Param(_D.batch_size, type="integer", minimum=1),
     "seed": Param(_D.seed, type="integer", minimum=0),
+    "mixed_precision": Param(_D.mixed_precision, type="boolean",
+                             description="train in float16 (GPU) / bfloat16 (CPU) with float32 variables"),
+    "jit_compile": Param(_D.jit_compile, type="boolean", description="compile the training step with XLA"),
+    "input_fn": Param(_D.input_fn, type="string",
+                      description="module:function, a team's own input pipeline installed in the image"),
     "canary_requests": Param(int(os.environ.get("TFSHIP_CANARY_REQUESTS", _D.canary_requests)),
                              type="integer", minimum=1),
     "image": Param(os.environ.get("TFSHIP_IMAGE", chain.DEFAULT_IMAGE), type="string"),
@@ -83,8 +88,10 @@ PLAN_FLAGS = {
     "--data": "data", "--schema": "schema", "--contract": "contract", "--run-dir": "workspace",
     "--repo": "repo", "--name": "name", "--model": "model", "--steps": "steps",
     "--checkpoint-every": "checkpoint_every", "--batch-size": "batch_size", "--seed": "seed",
-    "--requests": "canary_requests",
+    "--requests": "canary_requests", "--input": "input_fn",
 }
+# `tfship run --plan-only` switches (no value) -> the boolean param that turns them on.
+PLAN_SWITCHES = {"--mixed-precision": "mixed_precision", "--jit": "jit_compile"}
 
 
 def plan_args(params: dict, run_id: str, target: str) -> list[str]:
@@ -92,6 +99,7 @@ def plan_args(params: dict, run_id: str, target: str) -> list[str]:
     args = ["run", "--plan-only", "--run-id", chain.safe_run_id(run_id)]
     for flag, key in PLAN_FLAGS.items():
         args += [flag, str(params[key])]
+    args += [flag for flag, key in PLAN_SWITCHES.items() if params[key] is True]
     if target:
         args += ["--target", target]
     return args

@@ -47,6 +47,7 @@ COMPILED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship_retr
 def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
+    mixed_precision: bool, jit_compile: bool, input_fn: str,
     canary_requests: int, serving_target: str, run_id: str,
 ) -> NamedTuple("Plan", [("plan", str), ("first_version", bool)]):
     """Decide the version and the run folder from the repository; write the default examples."""
@@ -59,7 +60,8 @@ def plan_op(
     config = chain.ChainConfig(
         data=data.uri, schema=schema, contract=contract, runs_root=runs_root, repo=repo, name=name,
         model=model, steps=steps, checkpoint_every=checkpoint_every, batch_size=batch_size,
-        seed=seed, canary_requests=canary_requests,
+        seed=seed, mixed_precision=mixed_precision, jit_compile=jit_compile, input_fn=input_fn,
+        canary_requests=canary_requests,
     )
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
     doc = plan_document(config, run_plan, serving_target)
@@ -244,6 +246,9 @@ def tfship_retrain(
     checkpoint_every: int = _D.checkpoint_every,
     batch_size: int = _D.batch_size,
     seed: int = _D.seed,
+    mixed_precision: bool = _D.mixed_precision,
+    jit_compile: bool = _D.jit_compile,
+    input_fn: str = _D.input_fn,
     canary_requests: int = _D.canary_requests,
     serving_target: str = chain.DEFAULT_SERVING_TARGET,
 ):
@@ -254,7 +259,8 @@ def tfship_retrain(
     plan = plan_op(
         data=dataset.output, schema=schema, contract=contract, runs_root=runs_root, repo=repo,
         name=name, model=model, steps=steps, checkpoint_every=checkpoint_every,
-        batch_size=batch_size, seed=seed, canary_requests=canary_requests,
+        batch_size=batch_size, seed=seed, mixed_precision=mixed_precision, jit_compile=jit_compile,
+        input_fn=input_fn, canary_requests=canary_requests,
         serving_target=serving_target, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
     _apply(plan, chain.Step("plan", cpu="500m", memory="1Gi"), config).set_display_name("plan")

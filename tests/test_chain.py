@@ -53,6 +53,16 @@ def test_arguments_key_the_job_dir_on_the_run_and_carry_the_version():
     assert "--baseline" not in first
 
 
+def test_train_options_reach_tfship_train_and_parse_there():
+    options = chain.ChainConfig(**{**CONFIG.to_dict(), "mixed_precision": True, "jit_compile": True,
+                                   "input_fn": "team.pipes:penguins"})
+    args = chain.step_args("train", options, plan())
+    parsed = build_parser("train").parse_args(args)
+    assert (parsed.mixed_precision, parsed.jit, parsed.input_fn) == (True, True, "team.pipes:penguins")
+    plain = build_parser("train").parse_args(chain.step_args("train", CONFIG, plan()))
+    assert (plain.mixed_precision, plain.jit, plain.input_fn) == (False, False, "")
+
+
 def test_canary_needs_a_target():
     with pytest.raises(ConfigError, match="needs `target`"):
         chain.step_args("canary", CONFIG, plan())
@@ -107,6 +117,8 @@ def test_verdict_from_exit_code():
         ("seed", -1, r"Received: seed=-1. Expected an integer >= 0"),
         ("repo", "", r"Received: repo=''"),
         ("gpu_type", "", r"Received: gpu_type=''"),
+        ("mixed_precision", "yes", r"Received: mixed_precision='yes'. Expected true or false"),
+        ("input_fn", "pipes", r"Received: input_fn='pipes'. Expected 'package.module:function'"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):

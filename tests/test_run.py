@@ -46,6 +46,18 @@ def test_plan_only_prints_every_step_and_writes_the_examples(tmp_path):
     assert isinstance(first["island"], str) and isinstance(first["body_mass_g"], float)
 
 
+def test_plan_only_passes_the_train_options(tmp_path):
+    done = tfship("run", "--plan-only", "--run-dir", str(tmp_path), "--run-id", "r1",
+                  "--mixed-precision", "--jit", "--input", "team.pipes:penguins")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert (doc["config"]["mixed_precision"], doc["config"]["jit_compile"], doc["config"]["input_fn"]) == (
+        True, True, "team.pipes:penguins")
+    train = doc["args"]["train"]
+    assert "--mixed-precision" in train and "--jit" in train
+    assert train[train.index("--input") + 1] == "team.pipes:penguins"
+
+
 def test_data_needs_a_schema(tmp_path):
     done = tfship("run", "--run-dir", str(tmp_path), "--data", "x.csv")
     assert done.returncode == 2

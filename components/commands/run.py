@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every)
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    parser.add_argument("--mixed-precision", action="store_true", help="train with tfship train --mixed-precision")
+    parser.add_argument("--jit", action="store_true", help="train with tfship train --jit (XLA)")
+    parser.add_argument("--input", default="", metavar="MODULE:FUNCTION", dest="input_fn",
+                        help="train with tfship train --input (a team's own input pipeline)")
     parser.add_argument("--contract", default="", help="signature contract YAML (default: from the schema)")
     parser.add_argument("--examples", default="", help="canary rows, JSONL or CSV (default: from the data)")
     parser.add_argument("--requests", type=int, default=_DEFAULTS.canary_requests)
@@ -95,6 +99,9 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
         checkpoint_every=args.checkpoint_every,
         batch_size=args.batch_size,
         seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        jit_compile=args.jit,
+        input_fn=args.input_fn,
         contract=contract,
         examples=args.examples,
         canary_requests=args.requests,

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=50, help="steps between progress lines (default 50)")
     parser.add_argument("--sync-checkpoints", action="store_true",
                         help="block training while each checkpoint is written (default: weights async)")
+    parser.add_argument("--input", default="", metavar="MODULE:FUNCTION", dest="input_fn",
+                        help="your own input pipeline: a function(ctx) returning a tf.data.Dataset of "
+                             "(features, label) examples (see docs/train.md); default: tfship's reader")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in float16 on a GPU (loss scaled) or bfloat16 on a CPU; variables, loss "
+                             "and the exported model stay float32")
+    parser.add_argument("--jit", action="store_true", help="compile each training step with XLA (jit_compile)")
     parser.add_argument(
         "--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
         help="model hyper-parameter, YAML value (repeatable), e.g. --hparam hidden_units=[128,64]",
@@ -52,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed, hparams=hparams,
         holdout_every=args.holdout_every, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
-        async_checkpoints=not args.sync_checkpoints,
+        async_checkpoints=not args.sync_checkpoints, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit, input_fn=args.input_fn,
     )
     result = run_training(config)
     print(f"trained {result.step} steps; checkpoint {result.checkpoint}; metrics {config.job_dir}/metrics.json")

@@ -57,6 +57,19 @@ def test_dag_files_import_without_errors(monkeypatch, mode):
     assert dag.timetable.timetable.expression == "0 3 * * 1"
 
 
+def test_plan_args_carry_the_train_options(monkeypatch):
+    from tfship.cli import build_parser
+
+    dag = load_dag(monkeypatch, "kubernetes")
+    plan_args = dag.user_defined_macros["tfship_plan_args"]
+    params = {name: dag.params[name] for name in dag.params}
+    plain = build_parser("run").parse_args(plan_args(params, "r1", ""))
+    assert (plain.mixed_precision, plain.jit, plain.input_fn) == (False, False, "")
+    params.update(mixed_precision=True, jit_compile=True, input_fn="team.pipes:penguins")
+    parsed = build_parser("run").parse_args(plan_args(params, "r1", ""))
+    assert (parsed.mixed_precision, parsed.jit, parsed.input_fn) == (True, True, "team.pipes:penguins")
+
+
 def test_bad_mode_is_an_import_error(monkeypatch):
     monkeypatch.setenv("TFSHIP_DAG_MODE", "cloud")
     bag = DagBag(dag_folder=str(DAGS))
