@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "rollout": "move traffic to the candidate in steps, judged live, rolled back on FAIL",
     "run": "run the whole chain locally: train, export, validate, push, serve, canary",
     "validate-config": "check a tfship.yaml (the model's chain, schedule, images and GPU placement)",
+    "compile": "compile a tfship.yaml's Kubeflow pipeline (and its step component specs)",
+    "init": "write a team's project: model, schema, contract, tfship.yaml, DAG, pipeline, tests",
 }
 
 

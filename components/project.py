@@ -237,7 +237,11 @@ def _describe(error: Any, document: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _validator() -> Any:
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError:
+        raise ConfigError("Checking a tfship.yaml needs jsonschema: pip install 'tfship[canary]' "
+                          "(Airflow's environment has it already).") from None
 
     return jsonschema.Draft202012Validator(json_schema())
 
@@ -261,6 +265,20 @@ def _chain_mapping(document: Mapping[str, Any], folder: str) -> dict[str, Any]:
     return values
 
 
+def _check_canary_sample(config: chain.ChainConfig, name: str) -> None:
+    """Fewer canary requests than the judge's minimum sample make every canary NODATA, which never
+    promotes: a file that can never ship a second version. (A thresholds file may lower the minimum.)"""
+    from tfship.canary_analysis.judge import JudgeConfig
+
+    minimum = JudgeConfig().min_samples
+    if not config.canary_thresholds and config.canary_requests < minimum:
+        raise ConfigError(
+            f"{name}: {'.'.join(_field_key('canary_requests'))}: {config.canary_requests} is below the canary "
+            f"judge's min_samples ({minimum}): every canary would be NODATA and no version after the first "
+            "would be promoted. Send at least that many, or lower min_samples in canary.thresholds."
+        )
+
+
 def project_from_mapping(document: Any, path: str = FILE_NAME) -> Project:
     """Check `document` (a parsed tfship.yaml) and build its Project; `path` names it in errors."""
     name = os.path.basename(path) if os.path.dirname(path) == "" else path
@@ -280,6 +298,7 @@ def project_from_mapping(document: Any, path: str = FILE_NAME) -> Project:
         for field_name, key in _FIELD_KEYS.items():
             message = message.replace(f"`{field_name}`", f"`{'.'.join(key)}`")
         raise ConfigError(f"{name}: {message}") from None
+    _check_canary_sample(config, name)
     settings: dict[str, Any] = {}
     for attribute, (keys, _, default) in _ORCHESTRATOR_KEYS.items():
         node: Any = document

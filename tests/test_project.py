@@ -104,6 +104,8 @@ def test_a_minimal_file_gets_chain_config_defaults(tmp_path):
     ({**MINIMAL, "tasks": {"export": {"cpu": "lots"}}}, "tfship.yaml: tasks.export.cpu: 'lots' does not match"),
     ({**MINIMAL, "tasks": {"train": {"retries": 2}}},
      "tfship.yaml: Invalid `tasks` of step 'train': set its retries with `train.retries`."),
+    ({**MINIMAL, "canary": {"requests": 30}},
+     "tfship.yaml: canary.requests: 30 is below the canary judge's min_samples (100): every canary would be NODATA"),
     (["data", "schema"], "tfship.yaml: expected a mapping of keys"),
     ("data: [unclosed\n", "tfship.yaml, line 2, column 1: not YAML"),
 ])
