@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -236,7 +237,9 @@ def _describe(error: Any, document: Mapping[str, Any]) -> tuple[str, str]:
     return key, error.message
 
 
+@functools.cache
 def _validator() -> Any:
+    """Built once per process: a DAG folder of many model files checks them all with it."""
     try:
         import jsonschema
     except ImportError:
