@@ -83,7 +83,7 @@ def airflow(work: Path, data: str, schema: str, steps: int, requests: int) -> tu
     subprocess.run([str(AIRFLOW_BIN), "db", "migrate"], env=env, check=True, capture_output=True)
     migrate = time.monotonic() - start
     conf = {"data": data, "schema": schema, "contract": str(Path(data).parent / "contract.yaml"),
-            "workspace": str(work), "repo": str(work / "repo"), "steps": steps,
+            "runs_root": str(work / "runs"), "repo": str(work / "repo"), "steps": steps,
             "canary_requests": requests}
     times = []
     for _ in range(2):
@@ -97,7 +97,10 @@ def airflow(work: Path, data: str, schema: str, steps: int, requests: int) -> tu
 def kfp_local(work: Path, data: str, schema: str, steps: int, requests: int) -> list[float]:
     import kfp.local
 
-    from pipelines.tfship_retrain import tfship_retrain
+    from pipelines.tfship_retrain import PROJECT
+    from tfship.kfp import retrain_pipeline
+
+    tfship_retrain = retrain_pipeline(PROJECT, name="tfship-retrain")
 
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(work / "root"))
     times = []

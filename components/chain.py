@@ -53,6 +53,21 @@ DEFAULT_GPU_IMAGE = "ghcr.io/tfship/tfship-gpu:0.1.0"
 # The TF Serving Service of images/tf-serving.yaml: the chain's canary target on a cluster.
 DEFAULT_SERVING_TARGET = "grpc://tfship-serving.tfship.svc.cluster.local:8500"
 DEFAULT_GPU_TYPE = "nvidia-tesla-t4"
+# The GPU counts a GKE node offers per accelerator type (the machine types that carry them): a pod
+# asking for another count never schedules. Accelerators not listed here are not checked.
+GPU_COUNTS: dict[str, tuple[int, ...]] = {
+    "nvidia-l4": (1, 2, 4, 8),
+    "nvidia-tesla-t4": (1, 2, 4),
+    "nvidia-tesla-a100": (1, 2, 4, 8, 16),
+    "nvidia-a100-80gb": (1, 2, 4, 8),
+    "nvidia-h100-80gb": (1, 2, 4, 8),
+}
+# ChainConfig's integer fields that must be >= 1, and those that must be >= 0.
+POSITIVE_FIELDS = ("steps", "checkpoint_every", "batch_size", "canary_requests", "canary_concurrency",
+                   "gpu_count", "workers")
+NON_NEGATIVE_FIELDS = ("seed", "train_retries")
+# What `step_settings` may change of a step, and the `Step` field each setting sets.
+STEP_SETTINGS = {"cpu": "cpu", "memory": "memory", "retries": "retries", "cache": "cacheable"}
 # The multi-worker training engines, the default first (see `render_workers`).
 ENGINES = ("jobset", "trainjob", "tfjob")
 # Kueue admits a workload into the LocalQueue this label names (GPU quota shared by teams).
@@ -82,7 +97,16 @@ class ChainConfig:
         examples: rows the canary (and validate) send; "" = `<run>/examples.jsonl`, written from the
             first rows of the data.
         canary_requests, canary_concurrency: the canary's load.
-        gpu_type, gpu_count, spot: train's placement on a GKE GPU node pool.
+        canary_traffic: a glob of logged requests (`tfship serve --request-log-dir`) the canary
+            replays instead of `examples`; "" = the examples (or the repository's request logs).
+        canary_thresholds: a YAML file overriding the canary judge's thresholds (`--judge-config`).
+        gpu_type, gpu_count, spot: train's placement on a GKE GPU node pool; `gpu_count` must be a
+            count the accelerator's nodes offer (`GPU_COUNTS`).
+        node_selector, tolerations: extra node labels and tolerations of the GPU pods (a team's
+            own node pool), on top of the accelerator's and spot's.
+        step_settings: per step name, what differs from `CHAIN`: `cpu`, `memory` (Kubernetes
+            quantities), `retries` (of its retryable exits) and `cache` (KFP may reuse its result);
+            train's retries are `train_retries`.
         queue: a Kueue LocalQueue name: every GPU workload (train's pod, JobSet, TrainJob, TFJob)
             carries the `kueue.x-k8s.io/queue-name` label, so Kueue admits it against the team's
             GPU quota; "" = no label (no Kueue).
@@ -110,9 +134,14 @@ class ChainConfig:
     examples: str = ""
     canary_requests: int = 200
     canary_concurrency: int = 4
+    canary_traffic: str = ""
+    canary_thresholds: str = ""
     gpu_type: str = DEFAULT_GPU_TYPE
     gpu_count: int = 1
     spot: bool = True
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+    step_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     queue: str = ""
     workers: int = 1
     engine: str = ENGINES[0]
@@ -131,16 +160,14 @@ class ChainConfig:
                 f"Invalid value for argument `name`. Received: name={self.name!r}. Expected letters, "
                 "digits, `_`, `-` or `.` (a TF Serving model name: no `/`, no `..`)."
             )
-        positive = ("steps", "checkpoint_every", "batch_size", "canary_requests",
-                    "canary_concurrency", "gpu_count", "workers")
-        for arg in positive:
+        for arg in POSITIVE_FIELDS:
             value = getattr(self, arg)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(
                     f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
                     "Expected an integer >= 1."
                 )
-        for arg in ("seed", "train_retries"):
+        for arg in NON_NEGATIVE_FIELDS:
             value = getattr(self, arg)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(
@@ -163,6 +190,19 @@ class ChainConfig:
                 f"Invalid value for argument `gpu_type`. Received: gpu_type={self.gpu_type!r}. "
                 "Expected a GKE accelerator name such as 'nvidia-tesla-t4' or 'nvidia-l4'."
             )
+        allowed = GPU_COUNTS.get(self.gpu_type)
+        if allowed and self.gpu_count not in allowed:
+            raise ConfigError(
+                f"Invalid value for argument `gpu_count`. Received: gpu_count={self.gpu_count!r}. "
+                f"Expected one of {', '.join(map(str, allowed))}: the GPU counts of a {self.gpu_type} node."
+            )
+        # JSON (a plan document) brings the tolerations back as a list.
+        object.__setattr__(self, "tolerations", tuple(dict(t) for t in self.tolerations))
+        for name, settings in self.step_settings.items():
+            if name == "train" and "retries" in settings:
+                raise ConfigError("Invalid `step_settings` of step 'train': set its retries with "
+                                  "`train_retries`.")
+            step_for(name, self)  # checks the step name, the setting names and the quantities
         if self.queue and (len(self.queue) > 63 or not _DNS_LABEL_RE.match(self.queue)):
             raise ConfigError(
                 f"Invalid value for argument `queue`. Received: queue={self.queue!r}. Expected a "
@@ -387,9 +427,24 @@ def steps_for(plan: RunPlan) -> list[Step]:
     return [s for s in CHAIN if not (plan.first_version and s.after_canary_only)]
 
 
+def step_for(name: str, config: ChainConfig) -> Step:
+    """Step `name` as `config` runs it: `CHAIN`'s defaults with the config's `step_settings` (and
+    train's `train_retries`). Every orchestrator asks this, so a setting reaches every pod."""
+    step = get_step(name)
+    if name == "train":
+        step = dataclasses.replace(step, retries=config.train_retries)
+    settings = config.step_settings.get(name, {})
+    unknown = sorted(set(settings) - set(STEP_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) {unknown} of step {name!r}. Expected some of {sorted(STEP_SETTINGS)}."
+        )
+    return dataclasses.replace(step, **{STEP_SETTINGS[key]: value for key, value in settings.items()})
+
+
 def train_step(config: ChainConfig) -> Step:
-    """`train` with the retries the user asked for (the defaults live in `CHAIN`)."""
-    return dataclasses.replace(STEPS["train"], retries=config.train_retries)
+    """`train` with the retries and settings the user asked for (the defaults live in `CHAIN`)."""
+    return step_for("train", config)
 
 
 def step_args(
@@ -475,7 +530,9 @@ def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
         "--name", config.name,
         "--candidate", "canary",
         "--baseline", "stable",
-        "--examples", examples_path(config, plan),
+        *(["--traffic", config.canary_traffic] if config.canary_traffic
+          else ["--examples", examples_path(config, plan)]),
+        *(["--judge-config", config.canary_thresholds] if config.canary_thresholds else []),
         "--requests", str(config.canary_requests),
         "--concurrency", str(config.canary_concurrency),
         "--report-dir", plan.canary_report_dir,
@@ -563,6 +620,8 @@ def placement(step: Step, config: ChainConfig) -> Placement:
             {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true",
              "effect": "NoSchedule"}
         )
+    selector.update(config.node_selector)
+    tolerations.extend(t for t in config.tolerations if t not in tolerations)
     labels = {KUEUE_QUEUE_LABEL: config.queue} if config.queue else {}
     return Placement(requests, limits, selector, tuple(tolerations), labels)
 

@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "canary": "compare a candidate with the stable version and decide",
     "rollout": "move traffic to the candidate in steps, judged live, rolled back on FAIL",
     "run": "run the whole chain locally: train, export, validate, push, serve, canary",
+    "validate-config": "check a tfship.yaml (the model's chain, schedule, images and GPU placement)",
+    "compile": "compile a tfship.yaml's Kubeflow pipeline (and its step component specs)",
+    "init": "write a team's project: model, schema, contract, tfship.yaml, DAG, pipeline, tests",
 }
 
 

@@ -401,6 +401,9 @@ def canary_args(config: chain.ChainConfig, plan_: chain.RunPlan, target: str, ec
     from tfship.serving.request_log import traffic_glob
 
     args = chain.step_args("canary", config, plan_, target=target)
+    if config.canary_traffic:
+        echo(f"  [canary] input: logged traffic {config.canary_traffic} (canary_traffic)")
+        return args
     logged = None if storage.is_gcs(config.repo) else traffic_glob(request_log_prefix(config))
     if logged is None:
         echo(f"  [canary] input: data rows ({chain.examples_path(config, plan_)}); no request logs under "

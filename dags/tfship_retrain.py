@@ -1,325 +1,55 @@
-"""`tfship_retrain`: scheduled (and data-triggered) retraining, derived from `tfship.chain`.
+"""`tfship_retrain`: the retraining DAG of one model configured by TFSHIP_* environment variables.
 
-    plan -> train -> export -> validate -> push -> first_version? --yes--> promote
-                                                          \\--no--> canary --PASS--> promote
+A thin caller of `tfship.airflow.retrain_dag` (see its docstring for the graph and the two modes):
+this file only turns the environment into a `tfship.project.Project`. Teams with a `tfship.yaml`
+use dags/tfship_models.py (a DAG per file of a folder) or call `retrain_dag(path)` themselves.
 
-Two modes, chosen when the file is parsed (`TFSHIP_DAG_MODE`, default `kubernetes`):
-
-- `kubernetes`: every step is a KubernetesPodOperator running `tfship <step> ...` in the tfship
-  image. `train` runs the GPU image on the GPU node pool (node selector
-  `cloud.google.com/gke-accelerator`, the `nvidia.com/gpu` toleration and limit, spot nodes unless
-  `TFSHIP_GPU_SPOT=false`) and is retried on exit 143 (preempted after a checkpoint); every other
-  exit code fails the task at once. The canary talks to the TF Serving Service of
-  images/tf-serving.yaml (param `serving_target`). With `TFSHIP_TRAIN_WORKERS` > 1, train runs on
-  that many GPU workers as the object of `TFSHIP_TRAIN_ENGINE` (`jobset`, the default; `trainjob`,
-  Kubeflow Trainer v2; `tfjob`, legacy), rendered by `chain.render_workers`, which a task submits
-  and waits on. With `TFSHIP_GPU_QUEUE`, every GPU workload carries that Kueue queue label.
-- `local`: the same commands as local processes (`$TFSHIP_CLI`, else `python -m tfship.cli`), the
-  canary against a `tfship serve` started on free loopback ports, so `airflow dags test
-  tfship_retrain` runs the whole chain on one machine with SQLite.
-
-The plan step decides the run's version and folders and every step's arguments (`tfship run
---plan-only`); the other tasks only execute them. Nothing here touches the network or imports
-TensorFlow at parse time.
+    TFSHIP_DAG_MODE          kubernetes (default) or local
+    TFSHIP_DATA, TFSHIP_SCHEMA, TFSHIP_CONTRACT, TFSHIP_REPO, TFSHIP_MODEL_NAME, TFSHIP_STEPS,
+    TFSHIP_CANARY_REQUESTS   the chain's defaults (each also a param of a run)
+    TFSHIP_WORKSPACE         runs land under <workspace>/runs/<run id>/
+    TFSHIP_SCHEDULE, TFSHIP_DATA_ASSET   the cron (UTC) and the Asset whose updates trigger a run
+    TFSHIP_IMAGE, TFSHIP_GPU_IMAGE, TFSHIP_SERVING_TARGET, TFSHIP_NAMESPACE
+    TFSHIP_GPU_TYPE, TFSHIP_GPU_COUNT, TFSHIP_GPU_SPOT, TFSHIP_GPU_QUEUE (a Kueue LocalQueue),
+    TFSHIP_TRAIN_WORKERS, TFSHIP_TRAIN_ENGINE (jobset, trainjob, tfjob), TFSHIP_TRAIN_TIMEOUT_S
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
-
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from tfship import chain
+from tfship.airflow import DEFAULT_TRAIN_TIMEOUT_S, retrain_dag
+from tfship.project import Project
 
-DAG_ID = "tfship_retrain"
-MODE = os.environ.get("TFSHIP_DAG_MODE", "kubernetes")
-if MODE not in ("kubernetes", "local"):
-    raise ValueError(
-        f"Invalid value for TFSHIP_DAG_MODE. Received: {MODE!r}. Expected 'kubernetes' or 'local'."
-    )
-# Asset updated by whatever lands new training data; a new event triggers a run.
-TRAINING_DATA = Asset(uri=os.environ.get("TFSHIP_DATA_ASSET", "gs://tfship-data/penguins/"),
-                      name="tfship_training_data")
-NAMESPACE = os.environ.get("TFSHIP_NAMESPACE", "tfship")
-GPU_SPOT = os.environ.get("TFSHIP_GPU_SPOT", "true").lower() != "false"
-GPU_COUNT = int(os.environ.get("TFSHIP_GPU_COUNT", "1"))
-# More than one worker: train runs on a multi-worker engine (MultiWorkerMirroredStrategy), kubernetes mode.
-TRAIN_WORKERS = int(os.environ.get("TFSHIP_TRAIN_WORKERS", "1"))
-TRAIN_ENGINE = os.environ.get("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0])
-# A Kueue LocalQueue for the GPU workloads ("" = no Kueue).
-GPU_QUEUE = os.environ.get("TFSHIP_GPU_QUEUE", "")
-# How long the train task waits for the engine's object to end.
-TRAIN_TIMEOUT_S = float(os.environ.get("TFSHIP_TRAIN_TIMEOUT_S", 12 * 3600))
-# The defaults of the params; built with the engine and queue so a bad value is an import error.
-_D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-", engine=TRAIN_ENGINE,
-                       queue=GPU_QUEUE)
+_env = os.environ.get
+_DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
 
-PARAMS = {
-    "data": Param(os.environ.get("TFSHIP_DATA", "gs://tfship-data/penguins/penguins.csv"), type="string"),
-    "schema": Param(os.environ.get("TFSHIP_SCHEMA", "gs://tfship-data/penguins/schema.yaml"), type="string"),
-    "contract": Param(os.environ.get("TFSHIP_CONTRACT", ""), type="string"),
-    "workspace": Param(os.environ.get("TFSHIP_WORKSPACE", "gs://tfship-runs/retrain"), type="string",
-                       description="runs land under <workspace>/runs/<run id>/"),
-    "repo": Param(os.environ.get("TFSHIP_REPO", "gs://tfship-models/repo"), type="string"),
-    "name": Param(os.environ.get("TFSHIP_MODEL_NAME", "penguins"), type="string"),
-    "model": Param(_D.model, type="string"),
-    "steps": Param(int(os.environ.get("TFSHIP_STEPS", _D.steps)), type="integer", minimum=1),
-    "checkpoint_every": Param(_D.checkpoint_every, type="integer", minimum=1),
-    "batch_size": Param(_D.batch_size, type="integer", minimum=1),
-    "seed": Param(_D.seed, type="integer", minimum=0),
-    "mixed_precision": Param(_D.mixed_precision, type="boolean",
-                             description="train in float16 (GPU) / bfloat16 (CPU) with float32 variables"),
-    "jit_compile": Param(_D.jit_compile, type="boolean", description="compile the training step with XLA"),
-    "input_fn": Param(_D.input_fn, type="string",
-                      description="module:function, a team's own input pipeline installed in the image"),
-    "canary_requests": Param(int(os.environ.get("TFSHIP_CANARY_REQUESTS", _D.canary_requests)),
-                             type="integer", minimum=1),
-    "image": Param(os.environ.get("TFSHIP_IMAGE", chain.DEFAULT_IMAGE), type="string"),
-    "gpu_image": Param(os.environ.get("TFSHIP_GPU_IMAGE", chain.DEFAULT_GPU_IMAGE), type="string"),
-    "gpu_type": Param(os.environ.get("TFSHIP_GPU_TYPE", chain.DEFAULT_GPU_TYPE), type="string"),
-    "serving_target": Param(os.environ.get("TFSHIP_SERVING_TARGET", chain.DEFAULT_SERVING_TARGET),
-                            type="string", description="kubernetes mode: the TF Serving Service"),
-}
-
-# `tfship run --plan-only` flag -> the param it comes from.
-PLAN_FLAGS = {
-    "--data": "data", "--schema": "schema", "--contract": "contract", "--run-dir": "workspace",
-    "--repo": "repo", "--name": "name", "--model": "model", "--steps": "steps",
-    "--checkpoint-every": "checkpoint_every", "--batch-size": "batch_size", "--seed": "seed",
-    "--requests": "canary_requests", "--input": "input_fn",
-}
-# `tfship run --plan-only` switches (no value) -> the boolean param that turns them on.
-PLAN_SWITCHES = {"--mixed-precision": "mixed_precision", "--jit": "jit_compile"}
-
-
-def plan_args(params: dict, run_id: str, target: str) -> list[str]:
-    """`tfship run --plan-only ...` for this run's params (the first task's command)."""
-    args = ["run", "--plan-only", "--run-id", chain.safe_run_id(run_id)]
-    for flag, key in PLAN_FLAGS.items():
-        args += [flag, str(params[key])]
-    args += [flag for flag, key in PLAN_SWITCHES.items() if params[key] is True]
-    if target:
-        args += ["--target", target]
-    return args
-
-
-def _first_or_canary(plan_doc: dict) -> str:
-    """The branch after push: canary when a stable version exists, else straight to promote."""
-    run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-    names = [s.name for s in chain.steps_for(run_plan)]
-    return "canary" if "canary" in names else "promote"
-
-
-def _fail_or_retry(step: chain.Step, exit_code: int | None) -> None:
-    """Raise so that Airflow retries only what the chain calls retryable."""
-    message = f"tfship {step.name} exited {exit_code}"
-    if step.is_retryable(exit_code):
-        raise AirflowException(f"{message}: retryable, Airflow runs it again")
-    raise AirflowFailException(f"{message}: not retryable, failing fast")
-
-
-def workers_for(plan_doc: dict, image: str, gpu_type: str, workers: int = TRAIN_WORKERS,
-                engine: str = TRAIN_ENGINE) -> dict:
-    """The engine object that runs this run's train on `workers` GPU workers.
-
-    Its name comes from the plan's run id (`chain.workload_name`): a retried task renders the same.
-    """
-    config = chain.ChainConfig.from_mapping(
-        {**plan_doc["config"], "workers": workers, "engine": engine, "gpu_type": gpu_type,
-         "gpu_count": GPU_COUNT, "spot": GPU_SPOT, "queue": GPU_QUEUE})
-    run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-    return chain.render_workers(config, run_plan, image=image, namespace=NAMESPACE)
-
-
-def container_exit_code(pod, container: str = "base") -> int | None:
-    """The exit code of `container` in a finished pod; None when it never terminated (node lost)."""
-    statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
-    status = next((s for s in statuses if s.name == container), None)
-    if status is None or status.state is None or status.state.terminated is None:
-        return None
-    return status.state.terminated.exit_code
-
-
-def _local_tasks():
-    """TaskFlow tasks that run each step as a local `tfship` process."""
-    from tfship import local_runner
-
-    @task(task_id="plan")
-    def plan(params: dict | None = None, run_id: str | None = None) -> dict:
-        import json
-        import subprocess
-
-        argv = [*local_runner.tfship_command(), *plan_args(params, run_id, target="")]
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(done.stdout + done.stderr)
-            _fail_or_retry(chain.Step("plan"), done.returncode)
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def step_task(name: str):
-        step = chain.train_step(_D) if name == "train" else chain.STEPS[name]
-
-        @task(task_id=name, retries=step.retries, retry_delay=timedelta(seconds=5))
-        def run(plan_doc: dict) -> None:
-            # One attempt per try: Airflow does the retrying (`retries` above).
-            result = local_runner.run_step(step, plan_doc["args"][name], raise_on_failure=False,
-                                           retry=False)
-            if result.exit_code != 0:
-                _fail_or_retry(step, result.exit_code)
-
-        return run
-
-    @task(task_id="canary")
-    def canary(plan_doc: dict) -> str:
-        config = chain.ChainConfig.from_mapping(plan_doc["config"])
-        run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-        verdict, _ = local_runner.run_canary(config, run_plan)
-        if verdict != chain.PASS:
-            raise AirflowFailException(f"canary {verdict}: version {run_plan.version} is not promoted")
-        return verdict
-
-    return plan, step_task, canary
-
-
-def _kubernetes_tasks():
-    """KubernetesPodOperators running each step's CLI in the tfship image."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from kubernetes.client import models as k8s
-
-    class TfshipPodOperator(KubernetesPodOperator):
-        """A step's pod: fails fast unless the chain calls the container's exit code retryable."""
-
-        def __init__(self, *, step: chain.Step, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.step = step
-
-        def cleanup(self, pod, remote_pod, xcom_result=None, context=None):
-            try:
-                return super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
-            except AirflowException as error:
-                code = container_exit_code(remote_pod, self.base_container_name)
-                if not self.step.is_retryable(code):
-                    raise AirflowFailException(f"tfship {self.step.name} exited {code}: {error}") from error
-                raise
-
-    def pod(step: chain.Step, arguments, image: str, **kwargs) -> KubernetesPodOperator:
-        place = chain.placement(step, chain.ChainConfig(
-            data="-", schema="-", runs_root="-", repo="-", gpu_count=GPU_COUNT, spot=GPU_SPOT,
-            gpu_type="placeholder", queue=GPU_QUEUE))
-        selector = dict(place.node_selector)
-        if step.gpu:
-            # Templated: the GPU type is a run parameter.
-            selector["cloud.google.com/gke-accelerator"] = "{{ params.gpu_type }}"
-        return TfshipPodOperator(
-            step=step,
-            task_id=step.name,
-            name=f"tfship-{step.name}",
-            namespace=NAMESPACE,
-            image=image,
-            arguments=arguments,
-            container_resources=k8s.V1ResourceRequirements(
-                requests=dict(place.requests), limits=dict(place.limits)),
-            node_selector=selector,
-            tolerations=[k8s.V1Toleration(**t) for t in place.tolerations],
-            retries=step.retries,
-            retry_delay=timedelta(seconds=30),
-            # GPU nodes scale up from zero: give the pod time to be scheduled and pull the image.
-            startup_timeout_seconds=1800 if step.gpu else 300,
-            get_logs=True,
-            on_finish_action="delete_succeeded_pod",
-            labels={"app.kubernetes.io/name": "tfship", "tfship/step": step.name, **place.labels},
-            **kwargs,
-        )
-
-    plan_step = chain.Step("plan", cpu="500m", memory="1Gi")
-    # One expression that yields the whole list: native rendering would turn a lone "300" into an int.
-    plan_arguments = ("{{ tfship_plan_args(params, run_id, params.serving_target)"
-                      " + ['--plan-out', '/airflow/xcom/return.json'] }}")
-
-    def plan_task():
-        return pod(plan_step, plan_arguments, "{{ params.image }}", do_xcom_push=True)
-
-    # The engine restarts preempted workers itself (the JobSet's failure policy); Airflow retries
-    # only this submitting task (a lost Airflow worker, an API error), and the retry finds the
-    # object the first try created and waits on it.
-    @task(task_id="train", retries=2, retry_delay=timedelta(seconds=30))
-    def train_workers(plan_doc: dict, params: dict | None = None) -> str:
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-
-        from tfship import local_runner
-
-        body = workers_for(plan_doc, params["gpu_image"], params["gpu_type"])
-        try:
-            return local_runner.run_workload(KubernetesHook().custom_object_client, body,
-                                             timeout_s=TRAIN_TIMEOUT_S)
-        except local_runner.StepFailed as error:  # the engine gave up (or the wait ran out)
-            raise AirflowFailException(f"{body['kind']} {body['metadata']['name']}: {error}") from error
-
-    def step_task(name: str):
-        if name == "train" and TRAIN_WORKERS > 1:
-            return train_workers
-        step = chain.train_step(_D) if name == "train" else chain.STEPS[name]
-        image = "{{ params.gpu_image }}" if step.gpu else "{{ params.image }}"
-        arguments = f"{{{{ ti.xcom_pull(task_ids='plan')['args']['{name}'] }}}}"
-        return pod(step, arguments, image)
-
-    return plan_task, step_task
-
-
-@dag(
-    dag_id=DAG_ID,
-    description="Retrain, export, validate, push, canary and promote a TF Serving model",
-    # Weekly, and whenever new training data lands (an event on the Asset).
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(os.environ.get("TFSHIP_SCHEDULE", "0 3 * * 1"), timezone="UTC"),
-        assets=(TRAINING_DATA,),
+PROJECT = Project(
+    path=__file__,
+    chain=chain.ChainConfig(
+        data=_env("TFSHIP_DATA", "gs://tfship-data/penguins/penguins.csv"),
+        schema=_env("TFSHIP_SCHEMA", "gs://tfship-data/penguins/schema.yaml"),
+        contract=_env("TFSHIP_CONTRACT", ""),
+        runs_root=_env("TFSHIP_WORKSPACE", "gs://tfship-runs/retrain").rstrip("/") + "/runs",
+        repo=_env("TFSHIP_REPO", "gs://tfship-models/repo"),
+        name=_env("TFSHIP_MODEL_NAME", "penguins"),
+        steps=int(_env("TFSHIP_STEPS", _DEFAULTS.steps)),
+        canary_requests=int(_env("TFSHIP_CANARY_REQUESTS", _DEFAULTS.canary_requests)),
+        gpu_type=_env("TFSHIP_GPU_TYPE", chain.DEFAULT_GPU_TYPE),
+        gpu_count=int(_env("TFSHIP_GPU_COUNT", "1")),
+        spot=_env("TFSHIP_GPU_SPOT", "true").lower() != "false",
+        queue=_env("TFSHIP_GPU_QUEUE", ""),
+        workers=int(_env("TFSHIP_TRAIN_WORKERS", "1")),
+        engine=_env("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0]),
     ),
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    max_active_runs=1,  # two runs would pick the same next version
-    params=PARAMS,
-    render_template_as_native_obj=True,  # templated `arguments` stay lists
-    user_defined_macros={"tfship_plan_args": plan_args},
-    tags=["tfship", MODE],
-    doc_md=__doc__,
+    schedule=_env("TFSHIP_SCHEDULE", "0 3 * * 1"),
+    data_asset=_env("TFSHIP_DATA_ASSET", "gs://tfship-data/penguins/"),
+    image=_env("TFSHIP_IMAGE", chain.DEFAULT_IMAGE),
+    gpu_image=_env("TFSHIP_GPU_IMAGE", chain.DEFAULT_GPU_IMAGE),
+    serving_target=_env("TFSHIP_SERVING_TARGET", chain.DEFAULT_SERVING_TARGET),
+    namespace=_env("TFSHIP_NAMESPACE", "tfship"),
 )
-def tfship_retrain():
-    # The chain's job steps, in order: those before the gate run in a line; the steps that need a
-    # stable version to compare with (the canary) sit behind the `first_version` branch.
-    steps = chain.job_steps()
-    line = [s.name for s in steps if not s.after_canary_only and s.name != "promote"]
-    behind_gate = [s.name for s in steps if s.after_canary_only]
-    if MODE == "local":
-        plan, step_task, canary_task = _local_tasks()
-        plan_doc = plan()
-        tasks = {name: step_task(name)(plan_doc) for name in line}
-        tasks.update({name: canary_task(plan_doc) for name in behind_gate})
-        promote = step_task("promote").override(trigger_rule="none_failed_min_one_success")(plan_doc)
-    else:
-        plan_task, step_task = _kubernetes_tasks()
-        plan_pod = plan_task()
-        tasks = {name: step_task(name) for name in [*line, *behind_gate]}
-        if TRAIN_WORKERS > 1:
-            tasks["train"] = tasks["train"](plan_pod.output)
-        promote = step_task("promote")
-        promote.trigger_rule = "none_failed_min_one_success"
-        plan_pod >> tasks[line[0]]
-        plan_doc = plan_pod.output
 
-    @task.branch(task_id="first_version")
-    def first_version(doc: dict) -> str:
-        return _first_or_canary(doc)
-
-    gate = first_version(plan_doc)
-    for before, after in zip(line, line[1:]):
-        tasks[before] >> tasks[after]
-    tasks[line[-1]] >> gate
-    gate >> [tasks[behind_gate[0]], promote]
-    for before, after in zip(behind_gate, behind_gate[1:]):
-        tasks[before] >> tasks[after]
-    tasks[behind_gate[-1]] >> promote
-
-
-tfship_retrain()
+dag = retrain_dag(PROJECT, mode=_env("TFSHIP_DAG_MODE", "kubernetes"), dag_id="tfship_retrain",
+                  train_timeout_s=float(_env("TFSHIP_TRAIN_TIMEOUT_S", DEFAULT_TRAIN_TIMEOUT_S)))

@@ -18,6 +18,7 @@ from kfp.dsl import Dataset, Metrics, Model
 from fake_cluster import FakeCluster
 from locks_util import pins
 from tfship import chain
+from tfship.cli import main as tfship_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "tfship_retrain.py"
@@ -157,8 +158,9 @@ def _submit(tmp_path: Path, cluster: FakeCluster, **overrides) -> Metrics:
 
     from tfship.commands.run import plan_document
 
-    sys.path.insert(0, str(ROOT))
-    from pipelines.tfship_retrain import train_workers_op
+    from tfship.kfp import components
+
+    train_workers_op = components()["train_workers_op"]
 
     config = chain.ChainConfig(data=str(tmp_path / "d.csv"), schema=str(tmp_path / "s.yaml"),
                                runs_root=str(tmp_path / "runs"), repo=str(tmp_path / "repo"))
@@ -192,3 +194,101 @@ def test_a_retried_submit_component_waits_on_the_jobset_it_created(tmp_path):
     [body] = cluster.objects.values()
     assert body["kind"] == "JobSet" and body["metadata"]["name"] == "tfship-tfship-retrain-20250102"
     assert metrics.metadata == {"step": 30.0, "heldout_accuracy": 0.75}
+
+
+# ---------------------------------------------------------------------------------------------
+# The factory (`tfship.kfp.retrain_pipeline`, `tfship compile`) and the step component specs.
+
+COMPONENTS = ROOT / "pipelines" / "components"
+
+
+def test_committed_component_specs_are_byte_identical_to_a_regeneration(tmp_path):
+    from tfship.kfp import write_component_specs
+
+    written = write_component_specs(str(tmp_path))
+    assert sorted(p.name for p in COMPONENTS.iterdir()) == sorted(Path(p).name for p in written)
+    for path in written:
+        assert Path(path).read_bytes() == (COMPONENTS / Path(path).name).read_bytes(), (
+            f"pipelines/components/{Path(path).name} is stale: run `.venv/bin/python pipelines/tfship_retrain.py`")
+
+
+def test_a_team_loads_each_step_component_with_typed_inputs_and_outputs(tmp_path):
+    from kfp import components, dsl
+
+    loaded = {path.stem: components.load_component_from_file(str(path)) for path in COMPONENTS.glob("*.yaml")}
+    spec = loaded["train_op"].component_spec
+    assert spec.inputs["plan"].type == "String" and spec.inputs["data"].type == "system.Dataset@0.0.1"
+    assert spec.outputs["job"].type == "system.Model@0.0.1"
+    assert spec.outputs["metrics"].type == "system.Metrics@0.0.1"
+    assert loaded["canary_op"].component_spec.outputs["report"].type == "system.Markdown@0.0.1"
+    assert loaded["push_op"].component_spec.outputs["Output"].type == "Integer"
+
+    def pipeline(function):
+        function.__annotations__ = {"plan": str, "data": str}  # this module's annotations are strings
+        return dsl.pipeline(name=function.__name__.replace("_", "-"))(function)
+
+    def team_pipeline(plan, data):  # a team's own pipeline around tfship's train and export
+        dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset)
+        train = loaded["train_op"](plan=plan, data=dataset.output)
+        loaded["export_op"](plan=plan, job=train.outputs["job"])
+
+    from kfp import compiler
+
+    compiler.Compiler().compile(pipeline(team_pipeline), str(tmp_path / "team.yaml"))
+    assert "comp-train-op" in (tmp_path / "team.yaml").read_text()
+
+    def wrong_types(plan, data):
+        dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset)
+        loaded["export_op"](plan=plan, job=dataset.output)  # a Dataset is not a Model
+
+    with pytest.raises(Exception, match="Incompatible argument passed to the input 'job'"):
+        pipeline(wrong_types)
+
+
+def test_tfship_compile_builds_the_pipeline_from_a_tfship_yaml(tmp_path, capsys):
+    config = tmp_path / "tfship.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "churn", "data": "gs://team/rows.csv", "schema": "gs://team/schema.yaml",
+        "repo": "gs://team/repo", "runs_root": "gs://team/runs", "train": {"steps": 40, "retries": 1},
+        "canary": {"thresholds": "gs://team/judge.yaml"},
+        "placement": {"accelerator": "nvidia-l4", "gpu_count": 2, "spot": False, "queue": "team-a",
+                      "node_selector": {"pool": "team-a"},
+                      "tolerations": [{"key": "team", "operator": "Equal", "value": "a", "effect": "NoSchedule"}]},
+        "tasks": {"train": {"cpu": "8", "memory": "32Gi"}, "validate": {"cache": False},
+                  "export": {"cache": True}, "push": {"retries": 4}},
+        "images": {"cpu": "team/churn:1", "gpu": "team/churn-gpu:1"},
+    }))
+    assert tfship_main(["compile", "--config", str(config), "--components-dir", str(tmp_path / "c")]) == 0
+    spec, platform = yaml.safe_load_all((tmp_path / "pipeline.yaml").read_text())
+    assert spec["pipelineInfo"]["name"] == "tfship-retrain-churn"
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["steps"]["defaultValue"] == 40 and inputs["repo"]["defaultValue"] == "gs://team/repo"
+    tasks = _tasks(spec)
+    executors = spec["deploymentSpec"]["executors"]
+    train = executors["exec-train-op"]["container"]
+    assert train["image"] == "team/churn-gpu:1" and executors["exec-export-op"]["container"]["image"] == "team/churn:1"
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia-l4"
+    assert train["resources"]["accelerator"]["resourceCount"] == "2"
+    assert train["resources"]["cpuRequest"] == 8 and train["resources"]["memoryRequest"] == 34.359738368
+    assert tasks["train-op"]["retryPolicy"]["maxRetryCount"] == 1
+    assert tasks["push-op"]["retryPolicy"]["maxRetryCount"] == 4
+    assert tasks["export-op"]["cachingOptions"].get("enableCache") is True
+    assert tasks["validate-op"]["cachingOptions"].get("enableCache", False) is False
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-op"]
+    assert k8s["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "team-a"}
+    assert {"effect": "NoSchedule", "key": "team", "operator": "Equal", "value": "a"} in k8s["tolerations"]
+    assert k8s["podMetadata"]["labels"] == {chain.KUEUE_QUEUE_LABEL: "team-a"}
+    # The rest of the chain travels to the plan task, which builds the run's ChainConfig from it.
+    rest = json.loads(tasks["plan-op"]["inputs"]["parameters"]["chain_config"]["runtimeValue"]["constant"])
+    assert rest["canary_thresholds"] == "gs://team/judge.yaml" and rest["step_settings"]["push"] == {"retries": 4}
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(p.name for p in COMPONENTS.iterdir())
+    assert "team/churn-gpu:1" in (tmp_path / "c" / "train_op.yaml").read_text()
+
+
+def test_tfship_compile_names_a_bad_file(tmp_path, capsys):
+    config = tmp_path / "tfship.yaml"
+    config.write_text("data: d\nschema: s\nplacement: {accelerator: nvidia-l4, gpu_count: 3}\n")
+    assert tfship_main(["compile", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tfship compile: error: {config}: placement.gpu_count: 3 GPUs: a nvidia-l4 node has 1, 2, 4, 8")
+    assert not (tmp_path / "pipeline.yaml").exists()

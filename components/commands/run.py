@@ -24,34 +24,47 @@ _DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
 _DEMO_NAMES = {"tabular": "penguins", "image": "digits", "text": "jokes"}
 
 
+# The flags that set the chain; with --config or --chain-json the file or the JSON sets it instead.
+_CHAIN_FLAGS = ("run_dir", "data", "schema", "saved_model", "repo", "name", "model", "steps",
+                "checkpoint_every", "batch_size", "seed", "mixed_precision", "jit", "input_fn", "contract",
+                "examples", "requests", "concurrency")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", default="runs/demo",
+    parser.add_argument("--config", default="", metavar="TFSHIP_YAML",
+                        help="run the chain a tfship.yaml describes (tfship init writes one); takes none "
+                             "of the chain's flags below")
+    parser.add_argument("--chain-json", default="", metavar="JSON",
+                        help="the chain's config as JSON (ChainConfig's fields), as the orchestrators' "
+                             "plan task passes it")
+    parser.add_argument("--run-dir", default=None,
                         help="folder of this chain's data, repository and runs (default: runs/demo)")
     parser.add_argument("--demo", choices=("tabular", "image", "text"), default="tabular",
                         help="which embedded demo to run when no --data is given: tabular (Palmer penguins, "
                              "the default), image (8x8 digits as PNG) or text (jokes by language)")
     parser.add_argument("--data", help="training data, local or gs:// (default: the demo data)")
     parser.add_argument("--schema", help="schema YAML, local or gs:// (required with --data)")
-    parser.add_argument("--saved-model", default="", metavar="PATH",
+    parser.add_argument("--saved-model", default=None, metavar="PATH",
                         help="a SavedModel trained elsewhere (local version directory): skip train and "
                              "export, take it through validate, push, canary and promote")
     parser.add_argument("--repo", help="TF Serving model repository, local or gs:// (default: <run-dir>/repo)")
-    parser.add_argument("--name", default="",
-                        help="model name in the repository (default: penguins; digits with --demo image, "
-                             "jokes with --demo text)")
-    parser.add_argument("--model", default=_DEFAULTS.model, help="model family or module:function")
-    parser.add_argument("--steps", type=int, default=_DEFAULTS.steps)
-    parser.add_argument("--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every)
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    parser.add_argument("--mixed-precision", action="store_true", help="train with tfship train --mixed-precision")
-    parser.add_argument("--jit", action="store_true", help="train with tfship train --jit (XLA)")
-    parser.add_argument("--input", default="", metavar="MODULE:FUNCTION", dest="input_fn",
+    parser.add_argument("--name", help="model name in the repository (default: penguins; digits with --demo "
+                        "image, jokes with --demo text)")
+    parser.add_argument("--model", help=f"model family or module:function (default: {_DEFAULTS.model})")
+    parser.add_argument("--steps", type=int, help=f"(default: {_DEFAULTS.steps})")
+    parser.add_argument("--checkpoint-every", type=int, help=f"(default: {_DEFAULTS.checkpoint_every})")
+    parser.add_argument("--batch-size", type=int, help=f"(default: {_DEFAULTS.batch_size})")
+    parser.add_argument("--seed", type=int, help=f"(default: {_DEFAULTS.seed})")
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help="train with tfship train --mixed-precision")
+    parser.add_argument("--jit", action="store_true", default=None, help="train with tfship train --jit (XLA)")
+    parser.add_argument("--input", metavar="MODULE:FUNCTION", dest="input_fn",
                         help="train with tfship train --input (a team's own input pipeline)")
-    parser.add_argument("--contract", default="", help="signature contract YAML (default: from the schema)")
-    parser.add_argument("--examples", default="", help="canary rows, JSONL or CSV (default: from the data)")
-    parser.add_argument("--requests", type=int, default=_DEFAULTS.canary_requests)
-    parser.add_argument("--concurrency", type=int, default=_DEFAULTS.canary_concurrency)
+    parser.add_argument("--contract", help="signature contract YAML (default: from the schema)")
+    parser.add_argument("--examples", help="canary rows, JSONL or CSV (default: from the data)")
+    parser.add_argument("--requests", type=int, help=f"canary requests (default: {_DEFAULTS.canary_requests})")
+    parser.add_argument("--concurrency", type=int,
+                        help=f"canary concurrency (default: {_DEFAULTS.canary_concurrency})")
     parser.add_argument("--target", default="",
                         help="serving endpoint for the canary, grpc://host:port "
                              "(default: a local `tfship serve` on free loopback ports)")
@@ -63,7 +76,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
-    """The chain's config from the flags; the demo data is written when no --data is given."""
+    """The chain's config: from --config's tfship.yaml, from --chain-json, or from the flags (the
+    demo data is written when no --data is given)."""
+    if args.config or args.chain_json:
+        source = "--config" if args.config else "--chain-json"
+        if args.config and args.chain_json:
+            raise ConfigError("Invalid flags: --config and --chain-json both set the chain; give one.")
+        given = [f"--{name.replace('_', '-')}" for name in _CHAIN_FLAGS if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(f"Invalid flags: {', '.join(given)} with {source}: the chain's settings come "
+                              f"from {source} alone (edit the file instead).")
+        if args.config:
+            from tfship.project import load_project
+
+            return load_project(args.config).chain
+        try:
+            mapping = json.loads(args.chain_json)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"Invalid --chain-json: not JSON ({error}).") from None
+        return chain.ChainConfig.from_mapping(mapping)
+    defaults = {"run_dir": "runs/demo", "model": _DEFAULTS.model,
+                "steps": _DEFAULTS.steps, "checkpoint_every": _DEFAULTS.checkpoint_every,
+                "batch_size": _DEFAULTS.batch_size, "seed": _DEFAULTS.seed,
+                "mixed_precision": _DEFAULTS.mixed_precision, "jit": _DEFAULTS.jit_compile,
+                "input_fn": _DEFAULTS.input_fn, "contract": "",
+                "examples": "", "requests": _DEFAULTS.canary_requests,
+                "concurrency": _DEFAULTS.canary_concurrency, "saved_model": ""}
+    args = argparse.Namespace(**{**vars(args), **{key: value for key, value in defaults.items()
+                                                  if getattr(args, key) is None}})
     if args.saved_model and (args.data or args.schema):
         raise ConfigError("Invalid flags: --saved-model takes no --data or --schema (nothing is trained).")
     if args.data and not args.schema:
@@ -136,7 +176,8 @@ def main(args: argparse.Namespace) -> int:
                 handle.write(text)
         print(text)
         return 0
-    summary = local_runner.run_chain(config, run_id, serving_target=args.target, saved_model=args.saved_model)
+    summary = local_runner.run_chain(config, run_id, serving_target=args.target,
+                                     saved_model=args.saved_model or "")
     print(local_runner.format_summary(summary), flush=True)
     if args.summary_out:
         storage.write_text(args.summary_out, json.dumps(summary.to_dict(), indent=2))

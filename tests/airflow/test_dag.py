@@ -20,7 +20,10 @@ import kubernetes_validate
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
+from tfship import airflow as tfship_airflow
 from tfship import chain
+from tfship.errors import ConfigError
+from tfship.project import load_project
 
 # The helpers shared with the steps' tests live in tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,9 +54,9 @@ def load_dag(monkeypatch, mode: str):
 def test_dag_files_import_without_errors(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
     assert mode in dag.tags
-    assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "workspace"}
+    assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "runs_root"}
     # Scheduled, and triggered by new data through an Asset.
-    assert [a.name for a in dag.timetable.asset_condition.objects] == ["tfship_training_data"]
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["penguins_training_data"]
     assert dag.timetable.timetable.expression == "0 3 * * 1"
 
 
@@ -206,12 +209,10 @@ def _finished_pod(exit_code: int | None) -> k8s.V1Pod:
     ],
 )
 def test_only_retryable_exit_codes_are_retried(monkeypatch, step, exit_code, raised):
-    monkeypatch.setenv("TFSHIP_DAG_MODE", "kubernetes")
-    module = _dag_module()
-    code = module.container_exit_code(_finished_pod(exit_code))
+    code = tfship_airflow.container_exit_code(_finished_pod(exit_code))
     assert code == exit_code
     with pytest.raises(raised) as info:
-        module._fail_or_retry(chain.STEPS[step], code)
+        tfship_airflow.fail_or_retry(chain.STEPS[step], code)
     assert info.type is raised
 
 
@@ -270,7 +271,7 @@ def test_airflow_dags_test_runs_the_whole_chain_locally(airflow_home, tfship_pyt
         "data": str(tmp_path / "data" / "penguins.csv"),
         "schema": str(tmp_path / "data" / "schema.yaml"),
         "contract": str(tmp_path / "data" / "contract.yaml"),
-        "workspace": str(tmp_path / "ws"),
+        "runs_root": str(tmp_path / "ws" / "runs"),
         "repo": str(tmp_path / "repo"),
         "steps": 60,
     }
@@ -298,8 +299,8 @@ def test_multi_worker_train_submits_the_engine_object(monkeypatch, plan_doc, eng
     dag = load_dag(monkeypatch, "kubernetes")
     train = dag.get_task("train")
     assert not hasattr(train, "build_pod_request_obj")  # a TaskFlow task that submits the object
-    module = _dag_module()
-    body = module.workers_for(plan_doc, "tfship-gpu:0.1.0", "nvidia-l4")
+    config = _dag_module().PROJECT.chain
+    body = tfship_airflow.workers_for(config, plan_doc, "tfship-gpu:0.1.0", "nvidia-l4", "tfship")
     assert body["kind"] == {"jobset": "JobSet", "trainjob": "TrainJob", "tfjob": "TFJob"}[engine]
     assert body["metadata"]["labels"][chain.KUEUE_QUEUE_LABEL] == "team-a-gpus"
     if engine != "tfjob":  # no published TFJob model: its pod template is checked below
@@ -342,3 +343,79 @@ def test_a_retried_train_task_waits_on_the_jobset_it_created(monkeypatch, plan_d
     cluster.polls = [["Failed"]]
     with pytest.raises(AirflowFailException, match=f"JobSet {name}"):
         train.python_callable(plan_doc, params=params)
+
+
+# ---------------------------------------------------------------------------------------------
+# dags/tfship_models.py: a DAG per tfship.yaml of a folder (tfship.airflow.retrain_dags).
+
+
+def write_model(folder: Path, team: str, document: dict) -> Path:
+    import yaml
+
+    path = folder / team / "tfship.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_a_dag_per_model_file_and_a_broken_file_is_an_import_error_of_its_own(monkeypatch, plan_doc,
+                                                                               tmp_path):
+    models = tmp_path / "models"
+    base = {"data": "gs://team-data/rows.csv", "schema": "gs://team-data/schema.yaml",
+            "repo": "gs://team-models/repo"}
+    write_model(models, "a", {
+        **base, "name": "churn", "train": {"steps": 40, "retries": 5},
+        "placement": {"accelerator": "nvidia-l4", "gpu_count": 2, "spot": False,
+                      "node_selector": {"pool": "team-a"},
+                      "tolerations": [{"key": "team", "operator": "Equal", "value": "a",
+                                       "effect": "NoSchedule"}]},
+        "tasks": {"train": {"cpu": "8", "memory": "32Gi"}, "push": {"retries": 4}},
+        "schedule": {"cron": "0 5 * * *", "asset": "gs://team-data/churn/"},
+        "images": {"cpu": "team-a/churn:1", "gpu": "team-a/churn-gpu:1"},
+    })
+    write_model(models, "b", {**base, "name": "ranker", "schedule": {"cron": "30 1 * * *"},
+                              "placement": {"accelerator": "nvidia-tesla-a100", "gpu_count": 4,
+                                            "workers": 2, "engine": "tfjob"}})
+    broken = write_model(models, "c", {**base, "name": "fraud", "train": {"steps": -1}})
+    monkeypatch.setenv("TFSHIP_MODELS_DIR", str(models))
+    monkeypatch.setenv("TFSHIP_DAG_MODE", "kubernetes")
+    bag = DagBag(dag_folder=str(DAGS / "tfship_models.py"))
+    assert set(bag.dags) == {"tfship_retrain_churn", "tfship_retrain_ranker"}
+    [(path, error)] = bag.import_errors.items()
+    assert path.endswith("tfship_models.py")
+    assert f"{broken}: train.steps: -1 is not an integer >= 1" in error
+    churn, ranker = bag.dags["tfship_retrain_churn"], bag.dags["tfship_retrain_ranker"]
+    # Each its own schedule, Asset and params.
+    assert churn.timetable.timetable.expression == "0 5 * * *"
+    assert [a.uri for a in churn.timetable.asset_condition.objects] == ["gs://team-data/churn"]  # normalized
+    assert ranker.timetable.expression == "30 1 * * *"  # no Asset: the cron alone
+    assert churn.params["steps"] == 40 and churn.params["name"] == "churn"
+    assert "workers" not in churn.params  # placement is the file's, not a run's
+    # The GPU placement, retries and resources of the file, in the pods the provider would send.
+    pods = built_pods(churn, plan_doc, tmp_path)
+    train = pods["train"]
+    assert train.spec.containers[0].image == "team-a/churn-gpu:1"
+    assert {k: str(v) for k, v in train.spec.containers[0].resources.requests.items()} == {
+        "cpu": "8", "memory": "32Gi"}
+    assert str(train.spec.containers[0].resources.limits["nvidia.com/gpu"]) == "2"
+    assert train.spec.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "team-a"}
+    assert {(t.key, t.value) for t in train.spec.tolerations} == {("nvidia.com/gpu", None), ("team", "a")}
+    assert churn.get_task("train").retries == 5 and churn.get_task("push").retries == 4
+    assert pods["export"].spec.containers[0].image == "team-a/churn:1"
+    for pod in pods.values():
+        kubernetes_validate.validate(ApiClient().sanitize_for_serialization(pod), "1.33", strict=True)
+    # Multi-worker: the TFJob the train task submits carries the file's placement on every worker.
+    assert not hasattr(ranker.get_task("train"), "build_pod_request_obj")
+    config = load_project(str(models / "b" / "tfship.yaml")).chain
+    body = tfship_airflow.workers_for(config, plan_doc, "team-b/gpu:1", "nvidia-tesla-a100", "tfship")
+    workers = body["spec"]["tfReplicaSpecs"]["Worker"]
+    assert body["kind"] == "TFJob" and workers["replicas"] == 2
+    pod_spec = workers["template"]["spec"]
+    assert pod_spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert pod_spec["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-a100"
+    engine_schemas.validate_pod_template(workers["template"])
+
+
+def test_the_factory_names_a_bad_mode(tmp_path):
+    with pytest.raises(ConfigError, match="Received: 'cloud'. Expected 'kubernetes' or 'local'"):
+        tfship_airflow.retrain_dag(tmp_path / "tfship.yaml", mode="cloud")

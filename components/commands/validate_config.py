@@ -1,0 +1,22 @@
+"""`tfship validate-config`: check a tfship.yaml without running anything (exit 0, or 2 naming the key)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tfship.project import FILE_NAME
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=FILE_NAME, help=f"the model's file (default: {FILE_NAME})")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfship.project import load_project
+
+    project = load_project(args.config)
+    config = project.chain
+    print(f"{args.config}: OK: model {config.name!r} ({config.model}), repository {config.repo}, "
+          f"DAG/pipeline {project.dag_id}, schedule {project.schedule!r}, train on "
+          f"{config.workers} x {config.gpu_count} {config.gpu_type}{' spot' if config.spot else ''}")
+    return 0

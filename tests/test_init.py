@@ -1,0 +1,88 @@
+"""`tfship init`: the project it writes passes its own tests and runs its chain twice.
+
+The generated project's `make test` runs with this environment's Python (not a fresh install), and
+`make run` (`tfship run --config tfship.yaml`) trains, pushes and promotes version 1, then canaries
+version 2 against it on a local server and promotes it: the issue's "works on the first try".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tfship import model_config
+from tfship.cli import main as tfship_main
+from tfship.project import load_project
+from tfship.scaffold import init_project
+
+TFSHIP = f"{sys.executable} -m tfship.cli"
+
+
+def make(project: Path, target: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(["make", target, f"PYTHON={sys.executable}", f"TFSHIP={TFSHIP}"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path, capsys):
+    project = tmp_path / "churn"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    assert tfship_main(["init", str(project)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tfship init: error: {project} is not empty (1 entries, e.g. 'notes.txt'): tfship init writes into "
+        "a new or empty folder; pass --force to overwrite its files.")
+    assert sorted(p.name for p in project.iterdir()) == ["notes.txt"]  # nothing written
+    assert [p.name for p in tmp_path.iterdir()] == ["churn"]  # no staging folder left behind
+    (project / "tfship.yaml").write_text("stale: true\n")
+    assert tfship_main(["init", str(project), "--force"]) == 0
+    assert (project / "notes.txt").read_text() == "mine"  # the team's other files stay
+    assert load_project(str(project / "tfship.yaml")).chain.name == "churn"
+
+
+def test_the_image_template_is_a_valid_project(tmp_path):
+    written = init_project(str(tmp_path / "Digit Reader"), template="image")
+    root = tmp_path / "Digit Reader"
+    assert {"tfship.yaml", "digit_reader/model.py", "dags/digit_reader.py", "pipeline.py", "Dockerfile",
+            "Makefile", "README.md", "tests/test_model.py", "data/digits.csv", "schema.yaml",
+            "contract.yaml"} <= set(written)
+    config = load_project(str(root / "tfship.yaml")).chain
+    assert config.model == "digit_reader.model:build_model"
+    schema = yaml.safe_load((root / "schema.yaml").read_text())
+    assert len(schema["features"]) == 64 and schema["label"] == "digit"
+    rows = (root / "data" / "digits.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1797 and rows[0].split(",")[-1] == "digit"
+    assert "$" not in (root / "digit_reader" / "model.py").read_text()  # every placeholder filled
+
+
+@pytest.mark.slow
+def test_the_tabular_project_passes_its_tests_and_runs_twice(tmp_path):
+    project = tmp_path / "churn"
+    init_project(str(project))
+    # Keep the chain tiny: fewer steps than the template's (the canary keeps its 100 requests, the
+    # judge's minimum sample: fewer would be NODATA, which never promotes).
+    config = yaml.safe_load((project / "tfship.yaml").read_text())
+    config["train"].update(steps=20, checkpoint_every=20)
+    (project / "tfship.yaml").write_text(yaml.safe_dump(config))
+    tests = make(project, "test")
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert "4 passed" in tests.stdout, tests.stdout[-2000:]
+    first = make(project, "run")
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-3000:]
+    assert "first version: no stable model yet" in first.stdout
+    repo = str(project / "runs" / "repo")
+    assert model_config.version_labels(model_config.read_models_config(repo), "churn")["stable"] == 1
+    second = make(project, "run")
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-3000:]
+    labels = model_config.version_labels(model_config.read_models_config(repo), "churn")
+    assert labels.get("stable") == 2, labels
+    [canaried] = [run for run in (project / "runs" / "runs").iterdir()
+                  if (run / "reports" / "canary" / "report.json").exists()]
+    summary = json.loads((canaried / "summary.json").read_text())
+    assert summary["verdict"] == "PASS" and summary["promoted"] is True and summary["version"] == 2
