@@ -5,8 +5,10 @@ a path, a directory or a glob, local or gs:// (gs:// files are copied to a local
 TensorFlow's own gs:// filesystem cannot be pointed at an emulator, so it could not be tested).
 
 `analyze` streams every training row once, in constant memory, to learn what the model's
-preprocessing needs (means and deviations, vocabularies, the label's classes) and to reject bad
-rows with the file, line and column named. The tf.data pipeline then reads rows that are known
+preprocessing needs (means and deviations, vocabularies of categories and of text tokens, the
+label's classes) and to reject bad rows with the file, line and column named (an image that does
+not decode or has the wrong number of channels included). Raw image values are the encoded
+bytes: a TFRecord bytes feature, or the file a CSV cell names relative to the CSV's folder. The tf.data pipeline then reads rows that are known
 to parse. Every `holdout_every`-th row of each file is held out for evaluation.
 """
 

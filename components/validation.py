@@ -160,6 +160,30 @@ def validate(model: str, contract: str, **options: Any) -> ValidationReport:
     return run_validation(ValidateConfig(model=model, contract=contract, **options))
 
 
+def _check_inputs_can_be_generated(model_dir: str, model: str) -> None:
+    """Refuse to validate a tfship export with image or vector features on generated inputs.
+
+    Random strings are no image (every run would fail to decode them: a verdict on garbage), and
+    generated tf.Examples hold one value per feature where a vector needs n. The schema comes from
+    the export's metadata; models tfship did not write are not checked here.
+    """
+    from tfship.exporting import METADATA_FILE
+    from tfship.schema import Schema
+
+    path = os.path.join(model_dir, METADATA_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        recorded = json.load(handle).get("schema")
+    if not recorded:
+        return
+    schema = Schema.from_dict(recorded)
+    media = [*schema.image_features, *schema.vector_features]
+    if media:
+        raise ConfigError(f"--model {model} takes image or vector feature(s) {media}, which validate cannot "
+                          "generate: pass --examples with real rows (JSONL, images as {\"b64\": \"...\"}).")
+
+
 def run_validation(config: ValidateConfig) -> ValidationReport:
     """Run every check on `config.model`; write and return the report (see the module docstring).
 
@@ -171,6 +195,8 @@ def run_validation(config: ValidateConfig) -> ValidationReport:
     contract = load_contract(config.contract)
     rows = golden.read_rows(config.examples) if config.examples else None
     model_dir = _local_model(config.model, "--model")
+    if rows is None:
+        _check_inputs_can_be_generated(model_dir, config.model)
     baseline_dir = _local_model(config.baseline, "--baseline") if config.baseline else None
     result = run_in_fresh_process(
         {"model": model_dir, "baseline": baseline_dir, "contract": contract.to_dict(), "rows": rows,

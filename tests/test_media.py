@@ -5,6 +5,7 @@ Real TensorFlow on tiny data: 8x8 PNG digits written by the test, short texts, 4
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -18,8 +19,10 @@ import tensorflow as tf
 import tfship
 from tfship import feeds, local_runner
 from tfship.canary_analysis.examples import as_json_values, fit_examples, read_examples
+from tfship.commands import run as run_command
 from tfship.data import analyze, make_dataset, read_rows, resolve_files
-from tfship.errors import EXIT_BAD_INPUT, DataError, SchemaError
+from tfship.demo import TEXT_LANGUAGES, write_image_demo
+from tfship.errors import EXIT_BAD_INPUT, ConfigError, DataError, SchemaError
 from tfship.job import load_trained_job
 from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
@@ -184,6 +187,10 @@ def test_validate_and_canary_read_b64_examples_from_the_data(mixed_data, mixed_e
     assert len(lines) == 5 and set(lines[0]["image"]) == {"b64"} and isinstance(lines[0]["review"], str)
     report = tfship.validate(version, contract, examples=examples, report=str(tmp_path / "report.json"))
     assert report.passed, report
+    with pytest.raises(ConfigError, match=r"takes image or vector feature\(s\) \['image', 'embedding'\], which "
+                                          r"validate cannot generate: pass --examples"):
+        tfship.validate(version, contract, report=str(tmp_path / "generated.json"))
+    assert not (tmp_path / "generated.json").exists()
     signature = read_signatures(version)["serving_default"]
     fitted = fit_examples(read_examples(examples), signature, examples)
     assert fitted[0]["image"].item()[:4] == b"\x89PNG"  # decoded to the bytes gRPC sends
@@ -290,8 +297,6 @@ def test_train_cli_refuses_a_bad_image_with_exit_2_and_writes_nothing(tmp_path) 
 
 def test_sigkill_then_resume_on_image_data_ends_with_identical_weights(tmp_path) -> None:
     """The kill test of test_train.py, on PNG digits: decoding in tf.data keeps the resume exact."""
-    from tfship.demo import write_image_demo
-
     data, schema = write_image_demo(str(tmp_path / "digits"), limit=100)
     flags = {"hparam": "conv_filters=[4]"}
     reference = str(tmp_path / "reference")
@@ -307,3 +312,17 @@ def test_sigkill_then_resume_on_image_data_ends_with_identical_weights(tmp_path)
     start_event = next(json.loads(line) for line in resumed.stderr.splitlines() if '"event": "start"' in line)
     assert start_event["resumed_from"] in (10, 20)
     assert_same_weights(f"{reference}/checkpoints/ckpt-30", f"{job_dir}/checkpoints/ckpt-30")
+
+
+def test_run_demo_text_writes_the_jokes_and_names_the_model(tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    run_command.add_arguments(parser)
+    config = run_command.config_from_args(parser.parse_args(["--demo", "text", "--run-dir", str(tmp_path)]))
+    assert config.name == "jokes" and config.data == str(tmp_path / "data" / "jokes.csv")
+    schema = load_schema(config.schema)
+    stats = analyze(resolve_files(config.data), schema, holdout_every=5)
+    assert stats.classes == sorted(TEXT_LANGUAGES) and stats.train_rows + stats.heldout_rows > 900
+    vocabulary = stats.vocabularies["joke"]
+    assert 1000 < len(vocabulary) <= schema.options["joke"]["max_tokens"] and vocabulary[:2] == ["chuck", "norris"]
+    with pytest.raises(ConfigError, match="--demo image runs the embedded demo data; it takes no --data"):
+        run_command.config_from_args(parser.parse_args(["--demo", "image", "--data", "x.csv", "--schema", "s.yaml"]))

@@ -12,7 +12,7 @@ import yaml
 
 from tfship import chain, local_runner, model_config
 from tfship.demo import write_demo
-from tfship.errors import ConfigError, DataError
+from tfship.errors import DataError
 
 TFSHIP = [sys.executable, "-m", "tfship.cli"]
 
