@@ -62,15 +62,20 @@ def test_dag_files_import_without_errors(monkeypatch, mode):
 
 def test_plan_args_carry_the_train_options(monkeypatch):
     from tfship.cli import build_parser
+    from tfship.commands.run import config_from_args
 
     dag = load_dag(monkeypatch, "kubernetes")
     plan_args = dag.user_defined_macros["tfship_plan_args"]
     params = {name: dag.params[name] for name in dag.params}
-    plain = build_parser("run").parse_args(plan_args(params, "r1", ""))
-    assert (plain.mixed_precision, plain.jit, plain.input_fn) == (False, False, "")
+
+    def chain_of(run_params: dict) -> chain.ChainConfig:
+        return config_from_args(build_parser("run").parse_args(plan_args(run_params, "r1", "")))
+
+    plain = chain_of(params)
+    assert (plain.mixed_precision, plain.jit_compile, plain.input_fn) == (False, False, "")
     params.update(mixed_precision=True, jit_compile=True, input_fn="team.pipes:penguins")
-    parsed = build_parser("run").parse_args(plan_args(params, "r1", ""))
-    assert (parsed.mixed_precision, parsed.jit, parsed.input_fn) == (True, True, "team.pipes:penguins")
+    chosen = chain_of(params)
+    assert (chosen.mixed_precision, chosen.jit_compile, chosen.input_fn) == (True, True, "team.pipes:penguins")
 
 
 def test_bad_mode_is_an_import_error(monkeypatch):
