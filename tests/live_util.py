@@ -140,6 +140,14 @@ class Load:
                 self.sent[version] += 1
             self._stop.wait(max(0.0, 1 / self._rate - (time.monotonic() - started)))
 
+    def wait_for(self, requests: int, timeout_s: float) -> None:
+        """Block until every version answered at least `requests` (a busy machine sends fewer per second)."""
+        deadline = time.monotonic() + timeout_s
+        while min(self.sent.values()) < requests:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the load sent {self.sent} in {timeout_s} s, not {requests} per version")
+            time.sleep(0.1)
+
     def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()

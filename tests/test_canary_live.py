@@ -20,7 +20,8 @@ from test_canary_e2e import make_repo
 from tfship.cli import main as cli_main
 
 pytestmark = pytest.mark.timeout(180)
-LOAD_SECONDS = 8
+# Enough answered requests per version for the judge's min_samples (100) with room to spare.
+REQUESTS_PER_VERSION = 300
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, tf_serving_testdata: Path) ->
     with tfship_serve(repo, root, faults) as rest_url:
         with prometheus(root, [rest_url.removeprefix("http://")]) as prometheus_url:
             with Load(rest_url, "m", [123, 124, 126, 127]) as load:
-                time.sleep(LOAD_SECONDS)
+                load.wait_for(REQUESTS_PER_VERSION, timeout_s=90)
             wait_for_scrape(prometheus_url, after=time.time())
             yield rest_url, prometheus_url, dict(load.sent)
 
@@ -48,7 +49,6 @@ def test_prometheus_saw_every_request_the_load_sent(live: Any, tmp_path: Path, c
     _, report, _ = judge(live, "canary", tmp_path, capsys)
     sent = live[2]
     assert report["baseline"]["requests"] == sent[123] and report["candidate"]["requests"] == sent[124]
-    assert min(sent.values()) >= 150  # enough for min_samples (100)
 
 
 def test_a_healthy_candidate_passes_on_live_traffic(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
