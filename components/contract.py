@@ -33,11 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from tfship import storage
 from tfship.errors import ConfigError, StorageError
 from tfship.savedmodel import SignatureInfo, TensorSpecInfo
-from tfship.text import decode_utf8
+from tfship.text import decode_utf8, parse_yaml
 
 # The dtype names a contract may use (numpy-style, as `tfship inspect` prints them).
 DTYPES = (
@@ -196,13 +195,7 @@ def load_contract(path: str) -> Contract:
     except StorageError as error:
         raise ConfigError(f"Cannot read --contract {path}: {error}") from error
     text = decode_utf8(data, f"--contract {path}", ConfigError)
-    try:
-        mapping = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"--contract {path} is not valid YAML{where}: {problem}.") from error
+    mapping = parse_yaml(text, f"--contract {path}", ConfigError)
     return Contract.from_dict(mapping, source=f"contract {path}")
 
 

@@ -39,10 +39,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
 from tfship import chain, storage
 from tfship.errors import ConfigError
+from tfship.text import parse_yaml
 
 FILE_NAME = "tfship.yaml"
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship.schema.json")
@@ -321,13 +321,7 @@ def load_project(path: str) -> Project:
             text = handle.read()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read it ({error.strerror or error}).") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not YAML: {problem}.") from None
+    document = parse_yaml(text, path, ConfigError)
     return project_from_mapping(document, path)
 
 

@@ -28,11 +28,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from tfship import storage
 from tfship.errors import SchemaError
-from tfship.text import decode_utf8
+from tfship.text import decode_utf8, parse_yaml
 
 TASKS = ("classification", "regression")
 NUMERIC_DTYPES = ("float32", "float64", "int32", "int64")
@@ -255,8 +254,5 @@ def load_schema(path: str) -> Schema:
     except Exception as error:  # StorageError, or a gs:// client error
         raise SchemaError(f"Cannot read schema {path}: {error}") from error
     text = decode_utf8(data, f"schema {path}", SchemaError)
-    try:
-        mapping = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SchemaError(f"Schema {path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    mapping = parse_yaml(text, f"schema {path}", SchemaError)
     return Schema.from_dict(mapping, source=f"schema {path}")

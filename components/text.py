@@ -1,4 +1,5 @@
-"""Reading the user's text files (CSV data, schema and contract YAML) as UTF-8, with a clear error.
+"""Reading the user's text files (CSV data, schema, contract and tfship.yaml) as UTF-8 and YAML,
+with a clear error.
 
 Editors on Windows save UTF-8 with a byte-order mark, and spreadsheets export Latin-1 or UTF-16:
 a BOM is accepted and dropped; any other byte that is not UTF-8 is refused with the file and the
@@ -8,6 +9,9 @@ line named, instead of a `UnicodeDecodeError` traceback or a header whose first 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
+
+import yaml
 
 BOM = "\ufeff"
 
@@ -36,3 +40,14 @@ def utf8_lines(raw_lines: Iterable[bytes], source: str, error_type: type[Excepti
         except UnicodeDecodeError as error:
             raise error_type(_not_utf8(source, number, raw[error.start], error.start)) from None
         yield text.removeprefix(BOM) if number == 1 else text
+
+
+def parse_yaml(text: str, source: str, error_type: type[Exception]) -> Any:
+    """`text` parsed as YAML; `error_type` naming `source` and the line and column of a syntax error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise error_type(f"{source} is not valid YAML{where}: {problem}.") from None

@@ -183,6 +183,15 @@ def test_yaml_overrides_the_defaults(tmp_path: Path) -> None:
     assert config.metric("error_rate") == JUDGE.metric("error_rate")
 
 
+def test_a_judge_config_that_is_not_yaml_is_one_line_with_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "judge.yaml"
+    path.write_text("confidence: 0.99\nmetrics: {latency: [unclosed\n")
+    with pytest.raises(ConfigError) as raised:
+        load_judge_config(str(path))
+    assert str(raised.value).startswith(f"judge config {path} is not valid YAML (line 3, column 1): ")
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize("data, message", [
     ({"metrics": {"accuracy": {}}}, r"Unknown canary metric 'accuracy'"),
     ({"metrics": {"latency": {"tolerance": 1}}}, r"Unknown setting\(s\) \['tolerance'\] for metric 'latency'"),

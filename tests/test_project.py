@@ -107,7 +107,7 @@ def test_a_minimal_file_gets_chain_config_defaults(tmp_path):
     ({**MINIMAL, "canary": {"requests": 30}},
      "tfship.yaml: canary.requests: 30 is below the canary judge's min_samples (100): every canary would be NODATA"),
     (["data", "schema"], "tfship.yaml: expected a mapping of keys"),
-    ("data: [unclosed\n", "tfship.yaml, line 2, column 1: not YAML"),
+    ("data: [unclosed\n", "tfship.yaml is not valid YAML (line 2, column 1)"),
 ])
 def test_bad_files_are_one_line_naming_file_and_key(tmp_path, monkeypatch, document, line):
     monkeypatch.chdir(tmp_path)

@@ -154,14 +154,10 @@ def load_judge_config(path: str | None) -> JudgeConfig:
     """The judge settings of a YAML file (None: the defaults). See docs/serve-canary.md."""
     if not path:
         return JudgeConfig()
-    import yaml
-
     from tfship import storage
+    from tfship.text import parse_yaml
 
-    try:
-        data = yaml.safe_load(storage.read_text(path))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Invalid judge config {path}: not YAML ({error}).") from error
+    data = parse_yaml(storage.read_text(path), f"judge config {path}", ConfigError)
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"Invalid judge config {path}: expected a mapping at the top level.")
     try:
