@@ -64,9 +64,10 @@ def events(stderr: str) -> list[dict]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
-def rate_after_warmup(evts: list[dict]) -> float:
-    """Steps/s between the first and the last progress line (the first step's tracing excluded)."""
-    progress = [e for e in evts if e["event"] == "progress"]
+def rate_after_warmup(evts: list[dict], from_step: int = 0) -> float:
+    """Steps/s between the first progress line at or after `from_step` and the last (the first
+    step's tracing excluded)."""
+    progress = [e for e in evts if e["event"] == "progress" and e["step"] >= from_step]
     first, last = progress[0], progress[-1]
     return (last["step"] - first["step"]) / (last["elapsed"] - first["elapsed"])
 
@@ -158,6 +159,7 @@ def peak_rss(data: str, schema: str, steps: int) -> float:
 
 
 IMAGE_BATCH = 64
+IMAGE_WARMUP = 10  # steps before the clock starts, in every image run
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 IMAGE_FLAGS = {"model": "bench_images:cnn", "input": "bench_images:from_csv"}
 
@@ -179,14 +181,20 @@ pre = Preprocessor(schema, stats, write_vocabularies(stats, tempfile.mkdtemp()))
 pipeline = training._training_input(config, files, schema, pre, cluster_role())  # tfship's own batches
 cached = pipeline.take(warmup).cache().repeat()
 
+class Clock(keras.callbacks.Callback):
+    # As tfship's rate is read from its progress lines: from the end of step `warmup` to the last
+    # step, on one iterator (a second fit() would start a cold pipeline).
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == warmup - 1: self.began = time.perf_counter()
+        if batch == warmup + steps - 1: self.ended = time.perf_counter()
+
 def rate(ds):
     keras.utils.set_random_seed(0)
     model = build_model(config.model, ModelContext(schema, pre.vocabulary_sizes, pre.num_outputs, {}))
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)  # tracing; fills the cache
-    began = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps / (time.perf_counter() - began)
+    clock = Clock()
+    model.fit(ds, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
+    return steps / (clock.ended - clock.began)
 
 print(json.dumps({"pipeline": rate(pipeline), "cached": rate(cached)}))
 """
@@ -211,8 +219,9 @@ def image_runs(rows: int, steps: int, batch: int = IMAGE_BATCH) -> dict[str, flo
                 train_cmd(data, schema, job, steps=steps, batch_size=batch, log_every=5, checkpoint_every=steps,
                           shuffle_buffer=1000, **flags),
                 capture_output=True, text=True, check=True, env=env)
-            rates[label] = rate_after_warmup(events(done.stderr))
-    fit = subprocess.run([sys.executable, "-c", IMAGE_FIT, data, schema, str(steps - 10), "10", str(batch)],
+            rates[label] = rate_after_warmup(events(done.stderr), from_step=IMAGE_WARMUP)
+    fit = subprocess.run([sys.executable, "-c", IMAGE_FIT, data, schema, str(steps - IMAGE_WARMUP),
+                          str(IMAGE_WARMUP), str(batch)],
                          capture_output=True, text=True, check=True, env=env)
     measured = json.loads(fit.stdout.strip().splitlines()[-1])
     rates["fit"], rates["fit_cached"] = measured["pipeline"], measured["cached"]

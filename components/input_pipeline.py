@@ -144,8 +144,9 @@ def batches(dataset: tf.data.Dataset, schema: Schema, batch_size: int, split: st
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def unsaveable_reason(dataset: tf.data.Dataset) -> str | None:
-    """Why TensorFlow cannot checkpoint an iterator over `dataset` (None: it can).
+def unsaveable_reason(spec: str, dataset: tf.data.Dataset) -> str | None:
+    """Why TensorFlow cannot checkpoint an iterator over the `--input` function's training
+    `dataset` (None: it can); ConfigError if it yields nothing.
 
     Tried for real: a fresh iterator reads one element and is saved to a scratch directory.
     TensorFlow refuses pipelines with Python in them (`PyFunc is stateful`).
@@ -153,7 +154,8 @@ def unsaveable_reason(dataset: tf.data.Dataset) -> str | None:
     import tensorflow as tf
 
     iterator = iter(dataset)
-    next(iterator)
+    if next(iterator, None) is None:
+        raise ConfigError(f"--input {spec!r} returned no training examples (split 'train').")
     scratch = tempfile.mkdtemp(prefix="tfship-input-probe-")
     try:
         tf.train.Checkpoint(iterator=iterator).write(f"{scratch}/probe")

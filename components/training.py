@@ -443,7 +443,7 @@ def _iterator_saveable(config: TrainConfig, train_ds: Any, files: Any, schema: A
     that TensorFlow cannot save, says so in one line, or refuses one that is not deterministic."""
     from tfship import input_pipeline
 
-    reason = input_pipeline.unsaveable_reason(train_ds) if config.input_fn else None
+    reason = input_pipeline.unsaveable_reason(config.input_fn, train_ds) if config.input_fn else None
     if reason is None:
         return True
     if not input_pipeline.repeats_itself(lambda: _input_examples(config, files, schema, "train")):

@@ -169,6 +169,10 @@ def pooled(ctx):
     return keras.Model(inputs, keras.layers.Dense(ctx.num_outputs)(keras.layers.Flatten()(x)))
 
 
+def empty(ctx):
+    return tensors(ctx).take(0)
+
+
 def float64_mass(ctx):
     return tensors(ctx).map(lambda f, y: ({**f, "body_mass_g": tf.cast(f["body_mass_g"], tf.float64)}, y))
 '''
@@ -279,3 +283,8 @@ def test_jit_refuses_a_model_xla_cannot_compile_deterministically(demo_data, tea
                                           r"which exact resume needs: .*MaxPool gradient ops do not yet have a "
                                           r"deterministic XLA implementation\. Train it without --jit"):
         tfship.train(*demo_data, str(tmp_path / "job"), steps=3, model="team_pipelines:pooled", jit_compile=True)
+
+
+def test_input_without_training_examples_is_refused(demo_data, team_pipelines, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^--input 'team_pipelines:empty' returned no training examples"):
+        tfship.train(*demo_data, str(tmp_path / "job"), steps=3, input_fn="team_pipelines:empty")
