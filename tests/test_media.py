@@ -24,6 +24,7 @@ from tfship.data import analyze, make_dataset, read_rows, resolve_files
 from tfship.demo import TEXT_LANGUAGES, write_image_demo
 from tfship.errors import EXIT_BAD_INPUT, ConfigError, DataError, SchemaError
 from tfship.job import load_trained_job
+from tfship.models import ModelContext, build_model
 from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
 from tfship.serving import rest_json
@@ -326,3 +327,17 @@ def test_run_demo_text_writes_the_jokes_and_names_the_model(tmp_path) -> None:
     assert 1000 < len(vocabulary) <= schema.options["joke"]["max_tokens"] and vocabulary[:2] == ["chuck", "norris"]
     with pytest.raises(ConfigError, match="--demo image runs the embedded demo data; it takes no --data"):
         run_command.config_from_args(parser.parse_args(["--demo", "image", "--data", "x.csv", "--schema", "s.yaml"]))
+
+
+def test_model_functions_get_keras_inputs_for_every_feature_kind() -> None:
+    schema = Schema.from_dict({"task": "classification", "label": "y", "features": {
+        "image": {"dtype": "image", "shape": [28, 28, 3]}, "review": {"dtype": "text", "sequence_length": 16},
+        "embedding": {"dtype": "float32", "shape": [5]}, "colour": "string", "x": "float32"}})
+    ctx = ModelContext(schema, {"review": 50, "colour": 3}, num_outputs=4, hparams={"conv_filters": [2]})
+    inputs = ctx.keras_inputs()
+    assert {name: (tuple(t.shape), t.dtype) for name, t in inputs.items()} == {
+        "image": ((None, 28, 28, 3), "float32"), "review": ((None, 16), "int64"), "embedding": ((None, 5), "float32"),
+        "colour": ((None, 1), "int64"), "x": ((None, 1), "float32")}
+    model = build_model("mlp", ctx)  # each kind made dense by ctx.dense: CNN, pooled embedding, ...
+    assert model.output.shape == (None, 4)
+    assert {layer.name for layer in model.layers} >= {"image_conv_0", "review_embedding", "review_mean"}
