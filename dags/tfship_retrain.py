@@ -1,7 +1,9 @@
 """`tfship_retrain`: scheduled (and data-triggered) retraining, derived from `tfship.chain`.
 
     plan -> train -> export -> validate -> push -> first_version? --yes--> promote
-                                                          \\--no--> canary --PASS--> promote
+                                                          \\--no--> canary --PASS--> rollout_enabled?
+                                          rollout_enabled? --yes--> rollout --PASS--> promote
+                                                           \\--no--> promote
 
 Two modes, chosen when the file is parsed (`TFSHIP_DAG_MODE`, default `kubernetes`):
 
@@ -18,9 +20,15 @@ Two modes, chosen when the file is parsed (`TFSHIP_DAG_MODE`, default `kubernete
   canary against a `tfship serve` started on free loopback ports, so `airflow dags test
   tfship_retrain` runs the whole chain on one machine with SQLite.
 
+The `rollout` task (param `rollout_steps`, e.g. "5,25,50,100"; "" = off, the canary PASS
+promotes at once) moves live traffic to the new version in steps judged from `prometheus`, and
+promotes or rolls back (`tfship rollout --promote`); in `local` mode it needs `serving_target`, a
+server that Prometheus scrapes, and then the canary runs against it too.
+
 The plan step decides the run's version and folders and every step's arguments (`tfship run
---plan-only`); the other tasks only execute them. Nothing here touches the network or imports
-TensorFlow at parse time.
+--plan-only`); the other tasks only execute them. Every step process gets the DAG run id in
+`TFSHIP_RUN_ID`, so the label history names the run that moved a label. Nothing here touches
+the network or imports TensorFlow at parse time.
 """
 
 from __future__ import annotations
@@ -75,7 +83,18 @@ PARAMS = {
     "gpu_image": Param(os.environ.get("TFSHIP_GPU_IMAGE", chain.DEFAULT_GPU_IMAGE), type="string"),
     "gpu_type": Param(os.environ.get("TFSHIP_GPU_TYPE", chain.DEFAULT_GPU_TYPE), type="string"),
     "serving_target": Param(os.environ.get("TFSHIP_SERVING_TARGET", chain.DEFAULT_SERVING_TARGET),
-                            type="string", description="kubernetes mode: the TF Serving Service"),
+                            type="string", description="kubernetes mode: the TF Serving Service; local "
+                            "mode: used with a rollout only (a server that Prometheus scrapes)"),
+    "rollout_steps": Param(os.environ.get("TFSHIP_ROLLOUT_STEPS", ""), type="string",
+                           description="after the canary PASS, live traffic in steps, e.g. 5,25,50,100 "
+                           "(tfship rollout --steps); empty = promote at once"),
+    "rollout_interval": Param(_D.rollout_interval, type="string", description="longest rollout step"),
+    "rollout_check_every": Param(_D.rollout_check_every, type="string",
+                                 description="sequential looks of the rollout; empty = interval / 10"),
+    "rollout_apply": Param(os.environ.get("TFSHIP_ROLLOUT_APPLY", _D.rollout_apply), type="string",
+                           description="kinds the rollout server-side applies, e.g. virtualservice"),
+    "prometheus": Param(os.environ.get("TFSHIP_PROMETHEUS", _D.prometheus), type="string",
+                        description="Prometheus' URL, scraping the serving target (for the rollout)"),
 }
 
 # `tfship run --plan-only` flag -> the param it comes from.
@@ -83,7 +102,9 @@ PLAN_FLAGS = {
     "--data": "data", "--schema": "schema", "--contract": "contract", "--run-dir": "workspace",
     "--repo": "repo", "--name": "name", "--model": "model", "--steps": "steps",
     "--checkpoint-every": "checkpoint_every", "--batch-size": "batch_size", "--seed": "seed",
-    "--requests": "canary_requests",
+    "--requests": "canary_requests", "--rollout-steps": "rollout_steps",
+    "--rollout-interval": "rollout_interval", "--rollout-check-every": "rollout_check_every",
+    "--rollout-apply": "rollout_apply", "--prometheus": "prometheus",
 }
 
 
@@ -97,11 +118,15 @@ def plan_args(params: dict, run_id: str, target: str) -> list[str]:
     return args
 
 
-def _first_or_canary(plan_doc: dict) -> str:
-    """The branch after push: canary when a stable version exists, else straight to promote."""
-    run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-    names = [s.name for s in chain.steps_for(run_plan)]
-    return "canary" if "canary" in names else "promote"
+def next_task(plan_doc: dict, choices: list[str]) -> str:
+    """A branch's choice: the first of `choices` that this run executes (`chain.steps_for`).
+
+    After push: canary when a stable version exists, else straight to promote; after the canary:
+    rollout when the run's config turns it on, else promote.
+    """
+    config = chain.ChainConfig.from_mapping(plan_doc["config"])
+    names = {s.name for s in chain.steps_for(chain.RunPlan.from_dict(plan_doc["plan"]), config)}
+    return next(name for name in choices if name in names)
 
 
 def _fail_or_retry(step: chain.Step, exit_code: int | None) -> None:
@@ -143,7 +168,9 @@ def _local_tasks():
         import json
         import subprocess
 
-        argv = [*local_runner.tfship_command(), *plan_args(params, run_id, target="")]
+        # Locally the canary gets a server on free ports, unless a rollout needs the one Prometheus scrapes.
+        target = params["serving_target"] if params["rollout_steps"] else ""
+        argv = [*local_runner.tfship_command(), *plan_args(params, run_id, target=target)]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             print(done.stdout + done.stderr)
@@ -154,25 +181,35 @@ def _local_tasks():
         step = chain.train_step(_D) if name == "train" else chain.STEPS[name]
 
         @task(task_id=name, retries=step.retries, retry_delay=timedelta(seconds=5))
-        def run(plan_doc: dict) -> None:
+        def run(plan_doc: dict, run_id: str | None = None) -> None:
             # One attempt per try: Airflow does the retrying (`retries` above).
             result = local_runner.run_step(step, plan_doc["args"][name], raise_on_failure=False,
-                                           retry=False)
+                                           retry=False, env={chain.RUN_ID_ENV: run_id})
             if result.exit_code != 0:
                 _fail_or_retry(step, result.exit_code)
 
         return run
 
     @task(task_id="canary")
-    def canary(plan_doc: dict) -> str:
+    def canary(plan_doc: dict, run_id: str | None = None) -> str:
         config = chain.ChainConfig.from_mapping(plan_doc["config"])
         run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-        verdict, _ = local_runner.run_canary(config, run_plan)
+        verdict, _ = local_runner.run_canary(config, run_plan, target=plan_doc["target"],
+                                             env={chain.RUN_ID_ENV: run_id})
         if verdict != chain.PASS:
             raise AirflowFailException(f"canary {verdict}: version {run_plan.version} is not promoted")
         return verdict
 
-    return plan, step_task, canary
+    @task(task_id="rollout")
+    def rollout(plan_doc: dict, run_id: str | None = None) -> str:
+        verdict, _ = local_runner.run_gate(chain.STEPS["rollout"], plan_doc["args"]["rollout"],
+                                           env={chain.RUN_ID_ENV: run_id})
+        if verdict != chain.PASS:
+            raise AirflowFailException(f"rollout {verdict}: rolled back, version "
+                                       f"{plan_doc['plan']['version']} is not promoted")
+        return verdict
+
+    return plan, step_task, {"canary": canary, "rollout": rollout}
 
 
 def _kubernetes_tasks():
@@ -222,6 +259,8 @@ def _kubernetes_tasks():
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
             labels={"app.kubernetes.io/name": "tfship", "tfship/step": step.name, **place.labels},
+            # The label history (`tfship.history`) records which DAG run moved a label.
+            env_vars={chain.RUN_ID_ENV: "{{ run_id }}"},
             **kwargs,
         )
 
@@ -279,15 +318,16 @@ def _kubernetes_tasks():
 )
 def tfship_retrain():
     # The chain's job steps, in order: those before the gate run in a line; the steps that need a
-    # stable version to compare with (the canary) sit behind the `first_version` branch.
+    # stable version to compare with (the canary, the rollout) sit behind the `first_version`
+    # branch, and an optional one (the rollout) behind a branch of its own.
     steps = chain.job_steps()
     line = [s.name for s in steps if not s.after_canary_only and s.name != "promote"]
     behind_gate = [s.name for s in steps if s.after_canary_only]
     if MODE == "local":
-        plan, step_task, canary_task = _local_tasks()
+        plan, step_task, gate_tasks = _local_tasks()
         plan_doc = plan()
         tasks = {name: step_task(name)(plan_doc) for name in line}
-        tasks.update({name: canary_task(plan_doc) for name in behind_gate})
+        tasks.update({name: gate_tasks[name](plan_doc) for name in behind_gate})
         promote = step_task("promote").override(trigger_rule="none_failed_min_one_success")(plan_doc)
     else:
         plan_task, step_task = _kubernetes_tasks()
@@ -300,18 +340,25 @@ def tfship_retrain():
         plan_pod >> tasks[line[0]]
         plan_doc = plan_pod.output
 
-    @task.branch(task_id="first_version")
-    def first_version(doc: dict) -> str:
-        return _first_or_canary(doc)
+    def branch(task_id: str, choices: list[str]):
+        @task.branch(task_id=task_id)
+        def choose(doc: dict) -> str:
+            return next_task(doc, choices)
 
-    gate = first_version(plan_doc)
+        return choose(plan_doc)
+
     for before, after in zip(line, line[1:]):
         tasks[before] >> tasks[after]
-    tasks[line[-1]] >> gate
-    gate >> [tasks[behind_gate[0]], promote]
-    for before, after in zip(behind_gate, behind_gate[1:]):
-        tasks[before] >> tasks[after]
-    tasks[behind_gate[-1]] >> promote
+    previous = tasks[line[-1]]
+    for index, name in enumerate(behind_gate):
+        # `first_version` before the first step behind the gate, `<step>_enabled` before an optional one.
+        if index == 0 or chain.STEPS[name].enabled_by:
+            gate = branch("first_version" if index == 0 else f"{name}_enabled", [name, "promote"])
+            previous >> gate >> [tasks[name], promote]
+        else:
+            previous >> tasks[name]
+        previous = tasks[name]
+    previous >> promote
 
 
 tfship_retrain()

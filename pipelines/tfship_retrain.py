@@ -2,7 +2,9 @@
 
     data (Dataset) -> plan -> train (Model: job, Metrics) -> export (Model) -> validate (Metrics)
       -> push -> dsl.If first version: promote
-                 dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS: promote
+                 dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS:
+                     dsl.If rollout: rollout (Metrics) -> dsl.If PASS: promote
+                     dsl.Else: promote
 
 Each component is a lightweight Python component on the tfship image that runs the step through
 the CLI contract in-process (`tfship.cli.main(args)`, args from `tfship.chain.step_args`), so
@@ -15,6 +17,9 @@ dir, keyed on the pipeline job id); only validate is cached (a pure function of 
 push, canary and promote touch the repository. With `TFSHIP_TRAIN_WORKERS` > 1, train is the object
 of `TFSHIP_TRAIN_ENGINE` (`jobset` by default, `trainjob`, `tfjob`), submitted from a CPU pod that
 waits on it; a retried submit finds the object its first try created (its name is the job id's).
+The rollout (parameter `rollout_steps`, e.g. "5,25,50,100"; "" = none: the canary PASS promotes)
+moves live traffic to the new version in steps judged from `prometheus` (`tfship rollout --promote`).
+Every task gets the pipeline job id in `TFSHIP_RUN_ID`, so the label history names the run.
 
 Compile with `python pipelines/tfship_retrain.py` (writes pipelines/tfship_retrain.yaml, committed;
 tests/test_pipeline.py fails when it is stale).
@@ -47,8 +52,9 @@ COMPILED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship_retr
 def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
-    canary_requests: int, serving_target: str, run_id: str,
-) -> NamedTuple("Plan", [("plan", str), ("first_version", bool)]):
+    canary_requests: int, serving_target: str, rollout_steps: str, rollout_interval: str,
+    rollout_check_every: str, rollout_apply: str, prometheus: str, run_id: str,
+) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("rollout", bool)]):
     """Decide the version and the run folder from the repository; write the default examples."""
     import json
     from collections import namedtuple
@@ -56,15 +62,18 @@ def plan_op(
     from tfship import chain, local_runner
     from tfship.commands.run import plan_document
 
-    config = chain.ChainConfig(
+    config = chain.ChainConfig.from_mapping(dict(
         data=data.uri, schema=schema, contract=contract, runs_root=runs_root, repo=repo, name=name,
         model=model, steps=steps, checkpoint_every=checkpoint_every, batch_size=batch_size,
-        seed=seed, canary_requests=canary_requests,
-    )
+        seed=seed, canary_requests=canary_requests, rollout_steps=rollout_steps,
+        rollout_interval=rollout_interval, rollout_check_every=rollout_check_every,
+        rollout_apply=rollout_apply, prometheus=prometheus,
+    ))
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
     doc = plan_document(config, run_plan, serving_target)
     print(f"plan: version {run_plan.version}, stable {run_plan.stable}, folder {run_plan.run_dir}")
-    return namedtuple("Plan", ["plan", "first_version"])(json.dumps(doc), run_plan.first_version)
+    return namedtuple("Plan", ["plan", "first_version", "rollout"])(
+        json.dumps(doc), run_plan.first_version, "rollout" in doc["args"])
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
@@ -181,15 +190,30 @@ def canary_op(plan: str, pushed_version: int, report: Output[Markdown],
     doc = json.loads(plan)
     config = chain.ChainConfig.from_mapping(doc["config"])
     run_plan = chain.RunPlan.from_dict(doc["plan"])
-    target = ""
-    if "canary" in doc["args"]:
-        target = doc["args"]["canary"][doc["args"]["canary"].index("--target") + 1]
-    verdict, _ = local_runner.run_canary(config, run_plan, target=target)
+    verdict, _ = local_runner.run_canary(config, run_plan, target=doc["target"])
     metrics.log_metric("pass", float(verdict == chain.PASS))
     found = sorted(glob.glob(os.path.join(run_plan.canary_report_dir, "*.md")))
     text = open(found[0]).read() if found else f"# Canary {verdict}\n\nversion {pushed_version}\n"
     with open(report.path, "w") as handle:
         handle.write(text)
+    return verdict
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def rollout_op(plan: str, metrics: Output[Metrics]) -> str:
+    """Move live traffic to the canary in steps, each judged from Prometheus; returns PASS or FAIL.
+
+    PASS (every step passed) has moved `stable` to the new version; FAIL has moved the traffic and
+    the labels back (a verdict, not an error: the pipeline ends without promoting).
+    """
+    import json
+
+    from tfship import chain, cli
+
+    doc = json.loads(plan)
+    code = cli.main(doc["args"]["rollout"])
+    verdict = chain.verdict_from_exit_code(code)  # 0 PASS, 1 FAIL; anything else fails the task
+    metrics.log_metric("pass", float(verdict == chain.PASS))
     return verdict
 
 
@@ -222,6 +246,8 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
                                       value=toleration.get("value"), effect=toleration["effect"])
         for key, value in place.labels.items():  # the Kueue queue
             kubernetes.add_pod_label(task, label_key=key, label_value=value)
+    # The label history (`tfship.history`) records which pipeline job moved a label.
+    task.set_env_variable(chain.RUN_ID_ENV, dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     task.set_display_name(step.name)
     return task
 
@@ -246,6 +272,11 @@ def tfship_retrain(
     seed: int = _D.seed,
     canary_requests: int = _D.canary_requests,
     serving_target: str = chain.DEFAULT_SERVING_TARGET,
+    rollout_steps: str = "",
+    rollout_interval: str = _D.rollout_interval,
+    rollout_check_every: str = _D.rollout_check_every,
+    rollout_apply: str = _D.rollout_apply,
+    prometheus: str = _D.prometheus,
 ):
     config = PLACEMENT
     steps_ = chain.STEPS
@@ -255,7 +286,9 @@ def tfship_retrain(
         data=dataset.output, schema=schema, contract=contract, runs_root=runs_root, repo=repo,
         name=name, model=model, steps=steps, checkpoint_every=checkpoint_every,
         batch_size=batch_size, seed=seed, canary_requests=canary_requests,
-        serving_target=serving_target, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        serving_target=serving_target, rollout_steps=rollout_steps, rollout_interval=rollout_interval,
+        rollout_check_every=rollout_check_every, rollout_apply=rollout_apply, prometheus=prometheus,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
     _apply(plan, chain.Step("plan", cpu="500m", memory="1Gi"), config).set_display_name("plan")
     doc = plan.outputs["plan"]
@@ -279,7 +312,12 @@ def tfship_retrain(
     with dsl.Else(name="has-stable"):
         canary = _apply(canary_op(plan=doc, pushed_version=push.output), steps_["canary"], config)
         with dsl.If(canary.outputs["Output"] == chain.PASS, name="canary-pass"):
-            _apply(promote_op(plan=doc), steps_["promote"], config)
+            with dsl.If(plan.outputs["rollout"] == True, name="rollout-on"):  # noqa: E712
+                rollout = _apply(rollout_op(plan=doc), steps_["rollout"], config)
+                with dsl.If(rollout.outputs["Output"] == chain.PASS, name="rollout-pass"):
+                    _apply(promote_op(plan=doc), steps_["promote"], config)
+            with dsl.Else(name="no-rollout"):
+                _apply(promote_op(plan=doc), steps_["promote"], config)
 
 
 def compile_pipeline(path: str = COMPILED) -> str:
