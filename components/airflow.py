@@ -1,7 +1,9 @@
 """The Airflow adapter: a DAG factory for one model's chain, and one for a folder of models.
 
     plan -> train -> export -> validate -> push -> first_version? --yes--> promote
-                                                          \\--no--> canary --PASS--> promote
+                                                          \\--no--> canary --PASS--> rollout_enabled?
+                                          rollout_enabled? --yes--> rollout --PASS--> promote
+                                                           \\--no--> promote
 
 `retrain_dag(project)` builds the DAG of one `tfship.yaml` (a `tfship.project.Project`);
 `retrain_dags(folder)` builds one per `tfship.yaml` in a folder, the usual Airflow pattern for
@@ -24,8 +26,13 @@ Two modes:
 The plan task decides the run's version and folders and every step's arguments (`tfship run
 --plan-only --chain-json ...`, the chain's config with the run's params applied); the other tasks
 only execute them. The params are ChainConfig's scalar fields (a field added to ChainConfig
-becomes a param), except the placement ones, which shape the pods when the file is parsed.
-Nothing here touches the network or imports TensorFlow at parse time.
+becomes a param; `rollout_steps` is a string such as "5,25,50,100"), except the placement ones,
+which shape the pods when the file is parsed. The `rollout` task (on when `rollout_steps` is set;
+"" = the canary PASS promotes at once) moves live traffic to the new version in steps judged from
+`prometheus` (`tfship rollout`); locally it needs `serving_target`, a server Prometheus scrapes,
+and then the canary runs against it too. Every step process gets the DAG run id in
+`TFSHIP_RUN_ID`, so the label history names the run that moved a label. Nothing here touches the
+network or imports TensorFlow at parse time.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ def chain_params(config: chain.ChainConfig) -> dict[str, Param]:
     params = {}
     for field in dataclasses.fields(chain.ChainConfig):
         value = getattr(config, field.name)
+        if field.name == "rollout_steps":  # a tuple of percentages; a param holds "5,25,50,100"
+            value = ",".join(map(str, value))
         kind = _PARAM_TYPES.get(type(value))
         if kind is None or field.name in _PARSE_TIME_FIELDS:
             continue
@@ -81,11 +90,15 @@ def plan_args(config: chain.ChainConfig, params: dict, run_id: str, target: str)
     return args
 
 
-def first_or_canary(plan_doc: dict) -> str:
-    """The branch after push: canary when a stable version exists, else straight to promote."""
-    run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-    names = [s.name for s in chain.steps_for(run_plan)]
-    return "canary" if "canary" in names else "promote"
+def next_task(plan_doc: dict, choices: list[str]) -> str:
+    """A branch's choice: the first of `choices` that this run executes (`chain.steps_for`).
+
+    After push: canary when a stable version exists, else straight to promote; after the canary:
+    rollout when the run's config turns it on, else promote.
+    """
+    config = chain.ChainConfig.from_mapping(plan_doc["config"])
+    names = {s.name for s in chain.steps_for(chain.RunPlan.from_dict(plan_doc["plan"]), config)}
+    return next(name for name in choices if name in names)
 
 
 def fail_or_retry(step: chain.Step, exit_code: int | None) -> None:
@@ -128,7 +141,9 @@ def _local_tasks(config: chain.ChainConfig, plan_macro: Callable[..., list[str]]
     def plan(params: dict | None = None, run_id: str | None = None) -> dict:
         import subprocess
 
-        argv = [*local_runner.tfship_command(), *plan_macro(params, run_id, "")]
+        # Locally the canary gets a server on free ports, unless a rollout needs the one Prometheus scrapes.
+        target = params["serving_target"] if params["rollout_steps"] else ""
+        argv = [*local_runner.tfship_command(), *plan_macro(params, run_id, target)]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             print(done.stdout + done.stderr)
@@ -139,25 +154,35 @@ def _local_tasks(config: chain.ChainConfig, plan_macro: Callable[..., list[str]]
         step = chain.step_for(name, config)
 
         @task(task_id=name, retries=step.retries, retry_delay=timedelta(seconds=5))
-        def run(plan_doc: dict) -> None:
+        def run(plan_doc: dict, run_id: str | None = None) -> None:
             # One attempt per try: Airflow does the retrying (`retries` above).
             result = local_runner.run_step(step, plan_doc["args"][name], raise_on_failure=False,
-                                           retry=False)
+                                           retry=False, env={chain.RUN_ID_ENV: run_id})
             if result.exit_code != 0:
                 fail_or_retry(step, result.exit_code)
 
         return run
 
     @task(task_id="canary")
-    def canary(plan_doc: dict) -> str:
+    def canary(plan_doc: dict, run_id: str | None = None) -> str:
         run_config = chain.ChainConfig.from_mapping(plan_doc["config"])
         run_plan = chain.RunPlan.from_dict(plan_doc["plan"])
-        verdict, _ = local_runner.run_canary(run_config, run_plan)
+        verdict, _ = local_runner.run_canary(run_config, run_plan, target=plan_doc["target"],
+                                             env={chain.RUN_ID_ENV: run_id})
         if verdict != chain.PASS:
             raise AirflowFailException(f"canary {verdict}: version {run_plan.version} is not promoted")
         return verdict
 
-    return plan, step_task, canary
+    @task(task_id="rollout")
+    def rollout(plan_doc: dict, run_id: str | None = None) -> str:
+        verdict, _ = local_runner.run_gate(chain.step_for("rollout", config), plan_doc["args"]["rollout"],
+                                           env={chain.RUN_ID_ENV: run_id})
+        if verdict != chain.PASS:
+            raise AirflowFailException(f"rollout {verdict}: rolled back, version "
+                                       f"{plan_doc['plan']['version']} is not promoted")
+        return verdict
+
+    return plan, step_task, {"canary": canary, "rollout": rollout}
 
 
 def _kubernetes_tasks(loaded: project.Project, train_timeout_s: float):
@@ -207,6 +232,8 @@ def _kubernetes_tasks(loaded: project.Project, train_timeout_s: float):
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
             labels={"app.kubernetes.io/name": "tfship", "tfship/step": step.name, **place.labels},
+            # The label history (`tfship.history`) records which DAG run moved a label.
+            env_vars={chain.RUN_ID_ENV: "{{ run_id }}"},
             **kwargs,
         )
 
@@ -285,7 +312,8 @@ def retrain_dag(config: project.Project | str | os.PathLike, *, mode: str = "kub
         "image": Param(loaded.image, type="string"),
         "gpu_image": Param(loaded.gpu_image, type="string"),
         "serving_target": Param(loaded.serving_target, type="string",
-                                description="kubernetes mode: the TF Serving Service"),
+                                description="kubernetes mode: the TF Serving Service; local mode: "
+                                "used with a rollout only (a server that Prometheus scrapes)"),
     }
 
     @dag(
@@ -303,15 +331,16 @@ def retrain_dag(config: project.Project | str | os.PathLike, *, mode: str = "kub
     )
     def tfship_retrain():
         # The chain's job steps, in order: those before the gate run in a line; the steps that need
-        # a stable version to compare with (the canary) sit behind the `first_version` branch.
+        # a stable version to compare with (the canary, the rollout) sit behind the `first_version`
+        # branch, and an optional one (the rollout) behind a branch of its own.
         steps = chain.job_steps()
         line = [s.name for s in steps if not s.after_canary_only and s.name != "promote"]
         behind_gate = [s.name for s in steps if s.after_canary_only]
         if mode == "local":
-            plan, step_task, canary_task = _local_tasks(base, plan_macro)
+            plan, step_task, gate_tasks = _local_tasks(base, plan_macro)
             plan_doc = plan()
             tasks = {name: step_task(name)(plan_doc) for name in line}
-            tasks.update({name: canary_task(plan_doc) for name in behind_gate})
+            tasks.update({name: gate_tasks[name](plan_doc) for name in behind_gate})
             promote = step_task("promote").override(trigger_rule="none_failed_min_one_success")(plan_doc)
         else:
             plan_task, step_task = _kubernetes_tasks(loaded, train_timeout_s)
@@ -324,18 +353,25 @@ def retrain_dag(config: project.Project | str | os.PathLike, *, mode: str = "kub
             plan_pod >> tasks[line[0]]
             plan_doc = plan_pod.output
 
-        @task.branch(task_id="first_version")
-        def first_version(doc: dict) -> str:
-            return first_or_canary(doc)
+        def branch(task_id: str, choices: list[str]):
+            @task.branch(task_id=task_id)
+            def choose(doc: dict) -> str:
+                return next_task(doc, choices)
 
-        gate = first_version(plan_doc)
+            return choose(plan_doc)
+
         for before, after in zip(line, line[1:]):
             tasks[before] >> tasks[after]
-        tasks[line[-1]] >> gate
-        gate >> [tasks[behind_gate[0]], promote]
-        for before, after in zip(behind_gate, behind_gate[1:]):
-            tasks[before] >> tasks[after]
-        tasks[behind_gate[-1]] >> promote
+        previous = tasks[line[-1]]
+        for index, name in enumerate(behind_gate):
+            # `first_version` before the first step behind the gate, `<step>_enabled` before an optional one.
+            if index == 0 or chain.STEPS[name].enabled_by:
+                gate = branch("first_version" if index == 0 else f"{name}_enabled", [name, "promote"])
+                previous >> gate >> [tasks[name], promote]
+            else:
+                previous >> tasks[name]
+            previous = tasks[name]
+        previous >> promote
 
     return tfship_retrain()
 

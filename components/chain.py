@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfship.errors import EXIT_PREEMPTED, ConcurrentUpdateError, ConfigError
+from tfship.rollout import DEFAULT_INTERVAL as DEFAULT_ROLLOUT_INTERVAL
+from tfship.rollout import parse_steps as parse_rollout_steps
 
 EXIT_CONCURRENT_UPDATE = ConcurrentUpdateError.exit_code
 
@@ -46,6 +48,9 @@ _QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")
 
 PASS = "PASS"
 FAIL = "FAIL"
+# Every step process of an orchestrated run gets the run's id here, so the label history
+# (`tfship.history`) names the Airflow DAG run or the KFP pipeline job that moved a label.
+RUN_ID_ENV = "TFSHIP_RUN_ID"
 
 # The tfship image every step runs in; the GPU variant holds TensorFlow's CUDA build.
 DEFAULT_IMAGE = "ghcr.io/tfship/tfship:0.1.0"
@@ -115,6 +120,13 @@ class ChainConfig:
             Trainer v2) or `tfjob` (Kubeflow Training Operator v1, deprecated upstream).
         train_retries: retries of train after a preemption (exit 143); other steps fail fast. For a
             multi-worker engine: how often the whole set of workers is restarted.
+        rollout_steps: the candidate's share of live traffic per step of a progressive rollout after
+            the canary PASS (`tfship rollout --steps`, e.g. (5, 25, 50, 100)); () = no rollout step:
+            the canary PASS promotes at once.
+        rollout_interval, rollout_check_every: `tfship rollout --interval` / `--check-every`.
+        prometheus: Prometheus' URL, which scrapes the serving endpoint (needed by the rollout).
+        rollout_apply: the kinds the rollout server-side applies to the cluster at every step
+            (`tfship rollout --apply`, e.g. "virtualservice"); "" = manifests written only.
     """
 
     data: str
@@ -146,6 +158,11 @@ class ChainConfig:
     workers: int = 1
     engine: str = ENGINES[0]
     train_retries: int = 3
+    rollout_steps: tuple[int, ...] = ()
+    rollout_interval: str = DEFAULT_ROLLOUT_INTERVAL
+    rollout_check_every: str = ""
+    prometheus: str = ""
+    rollout_apply: str = ""
 
     def __post_init__(self) -> None:
         for arg in ("data", "schema", "runs_root", "repo"):
@@ -213,6 +230,19 @@ class ChainConfig:
                 f"Invalid value for argument `engine`. Received: engine={self.engine!r}. "
                 f"Expected one of {', '.join(ENGINES)}."
             )
+        if not isinstance(self.rollout_steps, tuple):
+            raise ConfigError(
+                f"Invalid value for argument `rollout_steps`. Received: rollout_steps={self.rollout_steps!r}. "
+                "Expected a tuple of percentages such as (5, 25, 50, 100), or () for no rollout."
+            )
+        if self.rollout_steps:
+            parse_rollout_steps(",".join(map(str, self.rollout_steps)))
+            if not self.prometheus:
+                raise ConfigError(
+                    f"Invalid value for argument `prometheus`. Received: prometheus=''. The rollout "
+                    f"(rollout_steps={self.rollout_steps!r}) judges live traffic: expected the URL of the "
+                    "Prometheus that scrapes the serving endpoint, e.g. http://prometheus:9090."
+                )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ChainConfig:
@@ -223,7 +253,13 @@ class ChainConfig:
             raise ConfigError(
                 f"Unknown chain parameter(s) {unknown}. Expected some of {sorted(names)}."
             )
-        return cls(**dict(mapping))
+        values = dict(mapping)
+        steps = values.get("rollout_steps")
+        if isinstance(steps, str):  # a DAG param or pipeline parameter: "5,25,50,100", "" = none
+            values["rollout_steps"] = parse_rollout_steps(steps) if steps else ()
+        elif isinstance(steps, list):  # a JSON round trip of to_dict()
+            values["rollout_steps"] = tuple(steps)
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -284,6 +320,10 @@ class RunPlan:
     @property
     def canary_report_dir(self) -> str:
         return _join(self.reports_dir, "canary")
+
+    @property
+    def rollout_dir(self) -> str:
+        return _join(self.reports_dir, "rollout")
 
     @property
     def default_contract(self) -> str:
@@ -359,6 +399,8 @@ class Step:
             Deployment of images/tf-serving.yaml.
         uses: the service this step talks to.
         after_canary_only: skipped on a first run, when there is no stable version to compare with.
+        enabled_by: the `ChainConfig` field that turns this optional step on (runs only when it is
+            set); "" = always part of the chain.
     """
 
     name: str
@@ -371,6 +413,7 @@ class Step:
     service: bool = False
     uses: str = ""
     after_canary_only: bool = False
+    enabled_by: str = ""
 
     def __post_init__(self) -> None:
         for arg in ("cpu", "memory"):
@@ -402,6 +445,9 @@ CHAIN: tuple[Step, ...] = (
          memory="2Gi"),
     Step("serve", service=True, cpu="2", memory="4Gi", after_canary_only=True),
     Step("canary", uses="serve", cpu="1", memory="2Gi", after_canary_only=True),
+    # After a canary PASS: live traffic in steps, judged from Prometheus; promotes or rolls back.
+    Step("rollout", uses="serve", cpu="500m", memory="1Gi", after_canary_only=True,
+         enabled_by="rollout_steps"),
     Step("promote", cpu="500m", memory="512Mi"),
 )
 
@@ -422,9 +468,15 @@ def job_steps() -> list[Step]:
     return [step for step in CHAIN if not step.service]
 
 
-def steps_for(plan: RunPlan) -> list[Step]:
-    """The steps this run executes: a first run skips serve and canary (nothing to compare)."""
-    return [s for s in CHAIN if not (plan.first_version and s.after_canary_only)]
+def enabled(step: Step, config: ChainConfig) -> bool:
+    """Whether `config` turns the optional `step` on (a step without `enabled_by` always is)."""
+    return not step.enabled_by or bool(getattr(config, step.enabled_by))
+
+
+def steps_for(plan: RunPlan, config: ChainConfig) -> list[Step]:
+    """The steps this run executes: a first run skips serve, canary and rollout (nothing to compare);
+    an optional step runs only when `config` turns it on."""
+    return [s for s in CHAIN if not (plan.first_version and s.after_canary_only) and enabled(s, config)]
 
 
 def step_for(name: str, config: ChainConfig) -> Step:
@@ -511,19 +563,24 @@ def step_args(
             "--rest-port", str(rest_port),
         ],
         "canary": lambda: _canary_args(config, plan, target),
+        "rollout": lambda: _rollout_args(config, plan, target),
         "promote": lambda: ["promote", "--repo", config.repo, "--name", config.name],
     }
     get_step(name)
     return builders[name]()
 
 
-def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
+def _needs_target(step: str, target: str) -> None:
     if not target:
         raise ConfigError(
-            "The canary step needs `target` (grpc://host:port of the serving endpoint). Locally the "
-            "runner starts `tfship serve`; on a cluster pass the TF Serving Service, e.g. "
-            f"{DEFAULT_SERVING_TARGET!r}."
+            f"The {step} step needs `target` (grpc://host:port of the serving endpoint). Locally the "
+            "runner starts `tfship serve` for the canary (a rollout needs a server that Prometheus "
+            f"scrapes: pass it); on a cluster pass the TF Serving Service, e.g. {DEFAULT_SERVING_TARGET!r}."
         )
+
+
+def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
+    _needs_target("canary", target)
     return [
         "canary",
         "--target", target,
@@ -538,8 +595,29 @@ def _canary_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
         "--report-dir", plan.canary_report_dir,
         # The canary moves the labels with its verdict: PASS -> `stable`, FAIL -> the `canary`
         # label is removed (automatic rollback). The promote step after a PASS is then a no-op
-        # that the orchestrators show as the promotion.
-        "--promote", "--repo", config.repo,
+        # that the orchestrators show as the promotion. Before a rollout, a PASS moves nothing:
+        # the rollout promotes once live traffic passed too.
+        "--rollback-on-fail" if config.rollout_steps else "--promote", "--repo", config.repo,
+    ]
+
+
+def _rollout_args(config: ChainConfig, plan: RunPlan, target: str) -> list[str]:
+    _needs_target("rollout", target)
+    if not config.rollout_steps:
+        raise ConfigError("The rollout step is off: `rollout_steps` is empty.")
+    return [
+        "rollout",
+        "--target", target,
+        "--name", config.name,
+        "--prometheus", config.prometheus,
+        "--steps", ",".join(map(str, config.rollout_steps)),
+        "--interval", config.rollout_interval,
+        *(["--check-every", config.rollout_check_every] if config.rollout_check_every else []),
+        *(["--apply", config.rollout_apply] if config.rollout_apply else []),
+        "--out-dir", plan.rollout_dir,
+        # Each traffic step and the outcome in the label history; PROMOTED -> `stable`,
+        # ROLLED_BACK -> the `canary` label removed (the promote step after it is a no-op).
+        "--repo", config.repo, "--promote",
     ]
 
 
@@ -555,18 +633,22 @@ class Decision:
     reason: str
 
 
-def promotion_decision(plan: RunPlan, verdict: str | None) -> Decision:
+def promotion_decision(plan: RunPlan, verdict: str | None, rollout: str | None = None) -> Decision:
     """The PASS gate: promote on a canary PASS, or on the first version (nothing to compare).
 
-    `verdict` is the canary's verdict (`PASS`, `FAIL`, or None when the canary did not run).
+    `verdict` is the canary's verdict (`PASS`, `FAIL`, or None when the canary did not run);
+    `rollout` the rollout's (None when the chain has no rollout step): with one, both must PASS.
     """
     if plan.first_version:
         return Decision(
             True,
             f"first version: no stable model yet, promoting version {plan.version} after validation",
         )
+    if verdict == PASS and rollout not in (None, PASS):
+        return Decision(False, f"canary PASS, rollout {rollout}: version {plan.stable} stays stable")
     if verdict == PASS:
-        return Decision(True, f"canary PASS: promoting version {plan.version} over {plan.stable}")
+        passed = "canary PASS" if rollout is None else "canary and rollout PASS"
+        return Decision(True, f"{passed}: promoting version {plan.version} over {plan.stable}")
     if verdict is None:
         return Decision(False, "the canary did not run: nothing is promoted")
     return Decision(False, f"canary {verdict}: version {plan.stable} stays stable")

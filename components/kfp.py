@@ -2,7 +2,9 @@
 
     data (Dataset) -> plan -> train (Model: job, Metrics) -> export (Model) -> validate (Metrics)
       -> push -> dsl.If first version: promote
-                 dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS: promote
+                 dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS:
+                     dsl.If rollout: rollout (Metrics) -> dsl.If PASS: promote
+                     dsl.Else: promote
 
 `retrain_pipeline(project)` builds the pipeline of one `tfship.yaml` (a `tfship.project.Project`);
 `compile_pipeline` writes its YAML (`tfship compile --config tfship.yaml`), and
@@ -22,6 +24,11 @@ validate is cached by default (a pure function of the model); plan, push, canary
 the repository. With more than one train worker, train is the object of the project's engine
 (`jobset` by default, `trainjob`, `tfjob`), submitted from a CPU pod that waits on it; a retried
 submit finds the object its first try created (its name is the job id's).
+
+The rollout (pipeline parameter `rollout_steps`, e.g. "5,25,50,100"; "" = none: the canary PASS
+promotes at once) moves live traffic to the new version in steps judged from `prometheus`
+(`tfship rollout`, docs/rollout.md). Every task gets the pipeline job id in `TFSHIP_RUN_ID`, so
+the label history (`tfship history`) names the pipeline run that moved a label.
 """
 
 
@@ -42,7 +49,8 @@ def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
     canary_requests: int, serving_target: str, run_id: str, chain_config: str = "{}",
-) -> NamedTuple("Plan", [("plan", str), ("first_version", bool)]):
+    rollout_steps: str = "", prometheus: str = "",
+) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("rollout", bool)]):
     """Decide the version and the run folder from the repository; write the default examples.
 
     `chain_config` is the rest of the chain's config (JSON of ChainConfig fields: canary traffic,
@@ -58,11 +66,13 @@ def plan_op(
         "data": data.uri, "schema": schema, "contract": contract, "runs_root": runs_root, "repo": repo,
         "name": name, "model": model, "steps": steps, "checkpoint_every": checkpoint_every,
         "batch_size": batch_size, "seed": seed, "canary_requests": canary_requests,
+        "rollout_steps": rollout_steps, "prometheus": prometheus,
     })
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
     doc = plan_document(config, run_plan, serving_target)
     print(f"plan: version {run_plan.version}, stable {run_plan.stable}, folder {run_plan.run_dir}")
-    return namedtuple("Plan", ["plan", "first_version"])(json.dumps(doc), run_plan.first_version)
+    return namedtuple("Plan", ["plan", "first_version", "rollout"])(
+        json.dumps(doc), run_plan.first_version, "rollout" in doc["args"])
 
 
 def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Output[Metrics]):
@@ -173,15 +183,29 @@ def canary_op(plan: str, pushed_version: int, report: Output[Markdown],
     doc = json.loads(plan)
     config = chain.ChainConfig.from_mapping(doc["config"])
     run_plan = chain.RunPlan.from_dict(doc["plan"])
-    target = ""
-    if "canary" in doc["args"]:
-        target = doc["args"]["canary"][doc["args"]["canary"].index("--target") + 1]
-    verdict, _ = local_runner.run_canary(config, run_plan, target=target)
+    verdict, _ = local_runner.run_canary(config, run_plan, target=doc["target"])
     metrics.log_metric("pass", float(verdict == chain.PASS))
     found = sorted(glob.glob(os.path.join(run_plan.canary_report_dir, "*.md")))
     text = open(found[0]).read() if found else f"# Canary {verdict}\n\nversion {pushed_version}\n"
     with open(report.path, "w") as handle:
         handle.write(text)
+    return verdict
+
+
+def rollout_op(plan: str, metrics: Output[Metrics]) -> str:
+    """Move live traffic to the canary in steps, each judged from Prometheus; returns PASS or FAIL.
+
+    FAIL has moved the traffic and the labels back and recorded why in the label history (a
+    verdict, not an error: the pipeline ends without promoting).
+    """
+    import json
+
+    from tfship import chain, cli
+
+    doc = json.loads(plan)
+    code = cli.main(doc["args"]["rollout"])
+    verdict = chain.verdict_from_exit_code(code)  # 0 PASS, 1 FAIL; anything else fails the task
+    metrics.log_metric("pass", float(verdict == chain.PASS))
     return verdict
 
 
@@ -207,11 +231,13 @@ _COMPONENT_FUNCTIONS: dict[str, tuple[Callable, bool]] = {
     "validate_op": (validate_op, False),
     "push_op": (push_op, False),
     "canary_op": (canary_op, False),
+    "rollout_op": (rollout_op, False),
     "promote_op": (promote_op, False),
 }
 # Parameters of the pipeline that are ChainConfig fields (the rest of the config is `chain_config`).
 _PIPELINE_FIELDS = ("data", "schema", "contract", "runs_root", "repo", "name", "model", "steps",
-                    "checkpoint_every", "batch_size", "seed", "canary_requests")
+                    "checkpoint_every", "batch_size", "seed", "canary_requests", "rollout_steps",
+                    "prometheus")
 _PLAN_STEP = chain.Step("plan", cpu="500m", memory="1Gi")
 
 
@@ -240,6 +266,8 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
                                       value=toleration.get("value"), effect=toleration["effect"])
         for key, value in place.labels.items():  # the Kueue queue
             kubernetes.add_pod_label(task, label_key=key, label_value=value)
+    # The label history (`tfship.history`) records which pipeline job moved a label.
+    task.set_env_variable(chain.RUN_ID_ENV, dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     task.set_display_name(step.name)
     return task
 
@@ -282,6 +310,8 @@ def retrain_pipeline(config: "project.Project | str | os.PathLike", *, name: str
         seed: int = base.seed,
         canary_requests: int = base.canary_requests,
         serving_target: str = loaded.serving_target,
+        rollout_steps: str = ",".join(map(str, base.rollout_steps)),
+        prometheus: str = base.prometheus,
     ):
         dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset, reimport=False)
         dataset.set_display_name("data")
@@ -290,6 +320,7 @@ def retrain_pipeline(config: "project.Project | str | os.PathLike", *, name: str
             name=name, model=model, steps=steps, checkpoint_every=checkpoint_every,
             batch_size=batch_size, seed=seed, canary_requests=canary_requests,
             serving_target=serving_target, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, chain_config=rest,
+            rollout_steps=rollout_steps, prometheus=prometheus,
         )
         _apply(plan, _PLAN_STEP, base).set_display_name("plan")
         doc = plan.outputs["plan"]
@@ -318,7 +349,12 @@ def retrain_pipeline(config: "project.Project | str | os.PathLike", *, name: str
         with dsl.Else(name="has-stable"):
             canary = _apply(ops["canary_op"](plan=doc, pushed_version=push.output), step("canary"), base)
             with dsl.If(canary.outputs["Output"] == chain.PASS, name="canary-pass"):
-                _apply(ops["promote_op"](plan=doc), step("promote"), base)
+                with dsl.If(plan.outputs["rollout"] == True, name="rollout-on"):  # noqa: E712
+                    rollout = _apply(ops["rollout_op"](plan=doc), step("rollout"), base)
+                    with dsl.If(rollout.outputs["Output"] == chain.PASS, name="rollout-pass"):
+                        _apply(ops["promote_op"](plan=doc), step("promote"), base)
+                with dsl.Else(name="no-rollout"):
+                    _apply(ops["promote_op"](plan=doc), step("promote"), base)
 
     return tfship_retrain
 

@@ -94,16 +94,18 @@ class StepResult:
 
 
 def run_step(step: chain.Step, args: Sequence[str], *, echo: Echo = _print,
-             raise_on_failure: bool = True, retry: bool = True) -> StepResult:
+             raise_on_failure: bool = True, retry: bool = True,
+             env: dict[str, str] | None = None) -> StepResult:
     """Run one step, re-running it while its exit code is retryable (`Step.is_retryable`).
 
     `retry=False` runs it once: for an orchestrator (Airflow) that does the retrying itself.
+    `env` is added to the process' environment (the run id, `run_env`).
     """
     start = time.monotonic()
     attempt = 0
     while True:
         attempt += 1
-        code = launch(args, prefix=f"  [{step.name}] ", echo=echo)
+        code = launch(args, prefix=f"  [{step.name}] ", echo=echo, env=env)
         if code == 0 or not retry or not step.is_retryable(code) or attempt > step.retries:
             break
         echo(f"  [{step.name}] exited {code} (retryable): attempt {attempt + 1} of "
@@ -414,19 +416,31 @@ def canary_args(config: chain.ChainConfig, plan_: chain.RunPlan, target: str, ec
     return [*args[:at], "--traffic", logged, *args[at + 2:]]
 
 
+def run_env(run_id: str) -> dict[str, str]:
+    """The environment every step process of run `run_id` gets: the run id the label history records.
+
+    An id the orchestrator already set (`TFSHIP_RUN_ID` in this process) wins over the chain's own.
+    """
+    return {chain.RUN_ID_ENV: os.environ.get(chain.RUN_ID_ENV) or run_id}
+
+
+def run_gate(step: chain.Step, args: Sequence[str], *, echo: Echo = _print,
+             env: dict[str, str] | None = None) -> tuple[str, StepResult]:
+    """Run a step whose exit code is a verdict (canary, rollout): 0 PASS, 1 FAIL, anything else fails."""
+    result = run_step(step, args, echo=echo, raise_on_failure=False, env=env)
+    if result.exit_code not in (0, 1):
+        raise StepFailed(step.name, result.exit_code, result.attempts)
+    return chain.verdict_from_exit_code(result.exit_code), result
+
+
 def run_canary(config: chain.ChainConfig, plan_: chain.RunPlan, *, target: str = "",
-               echo: Echo = _print) -> tuple[str, StepResult]:
+               echo: Echo = _print, env: dict[str, str] | None = None) -> tuple[str, StepResult]:
     """The canary step: against `target`, or against a local server started for it."""
     step = chain.STEPS["canary"]
     if target:
-        result = run_step(step, canary_args(config, plan_, target, echo), echo=echo, raise_on_failure=False)
-    else:
-        with local_server(config, plan_, echo=echo) as server:
-            result = run_step(step, canary_args(config, plan_, server.target, echo), echo=echo,
-                              raise_on_failure=False)
-    if result.exit_code not in (0, 1):
-        raise StepFailed("canary", result.exit_code, result.attempts)
-    return chain.verdict_from_exit_code(result.exit_code), result
+        return run_gate(step, canary_args(config, plan_, target, echo), echo=echo, env=env)
+    with local_server(config, plan_, echo=echo) as server:
+        return run_gate(step, canary_args(config, plan_, server.target, echo), echo=echo, env=env)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -476,6 +490,7 @@ class ChainSummary:
     plan: chain.RunPlan
     steps: list[StepResult] = field(default_factory=list)
     verdict: str | None = None
+    rollout: str | None = None
     decision: chain.Decision | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -487,6 +502,7 @@ class ChainSummary:
             "version": self.plan.version,
             "previous_stable": self.plan.stable,
             "verdict": self.verdict,
+            "rollout": self.rollout,
             "promoted": bool(self.decision and self.decision.promote),
             "decision": self.decision.reason if self.decision else None,
             "metrics": self.metrics,
@@ -495,6 +511,7 @@ class ChainSummary:
             "reports": {
                 "validate": self.plan.validate_report,
                 "canary": self.plan.canary_report_dir,
+                **({"rollout": self.plan.rollout_dir} if self.rollout is not None else {}),
             },
         }
 
@@ -513,35 +530,49 @@ def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_t
 
     With `saved_model` (a SavedModel trained elsewhere) there is no train: export imports that
     model as the run's version (`tfship export --saved-model`), and the chain goes on from there.
-    A canary FAIL is not an exception: the summary says FAIL and nothing is promoted.
+    A canary or rollout FAIL is not an exception: the summary says FAIL and nothing is promoted.
+    Each step process gets the run id in `TFSHIP_RUN_ID` (`run_env`). A rollout
+    (`config.rollout_steps`) needs `serving_target`: a server that `config.prometheus` scrapes.
     """
     start = time.monotonic()
+    if config.rollout_steps and not serving_target:
+        raise ConfigError(
+            f"The rollout (rollout_steps={config.rollout_steps!r}) judges live traffic that "
+            f"{config.prometheus} scrapes: pass the serving endpoint it scrapes (--target grpc://host:port); "
+            "a local server on free ports is scraped by no Prometheus."
+        )
     run_plan = plan(config, run_id or new_run_id(), saved_model)
+    env = run_env(run_plan.run_id)
     summary = ChainSummary(run_plan)
     echo(f"tfship run {run_plan.run_id}: version {run_plan.version} of {config.name!r} "
          f"into {config.repo} (run folder {run_plan.run_dir})")
     if run_plan.first_version:
         echo("  no stable version yet: this first version is promoted after validation, "
              "without a canary")
-    steps = [s for s in chain.steps_for(run_plan) if not (saved_model and s.name == "train")]
+    steps = [s for s in chain.steps_for(run_plan, config) if not (saved_model and s.name == "train")]
     for index, step in enumerate(steps, 1):
         if step.name == "train":
             step = chain.train_step(config)
         if step.service:
             continue  # started around the steps that use it
+        if step.name == "rollout" and summary.verdict != chain.PASS:
+            continue  # the canary failed: the gate below says so
         if step.name == "promote":
-            summary.decision = chain.promotion_decision(run_plan, summary.verdict)
+            summary.decision = chain.promotion_decision(run_plan, summary.verdict, summary.rollout)
             echo(f"[{index}/{len(steps)}] gate: {summary.decision.reason}")
             if not summary.decision.promote:
                 break
         echo(f"[{index}/{len(steps)}] {step.name}")
         if step.name == "canary":
-            summary.verdict, result = run_canary(config, run_plan, target=serving_target, echo=echo)
+            summary.verdict, result = run_canary(config, run_plan, target=serving_target, echo=echo, env=env)
+        elif step.name == "rollout":
+            summary.rollout, result = run_gate(
+                step, chain.step_args("rollout", config, run_plan, target=serving_target), echo=echo, env=env)
         elif step.name == "export" and saved_model:
             result = run_step(step, ["export", "--saved-model", saved_model, "--export-dir", run_plan.export_dir,
-                                     "--version", str(run_plan.version)], echo=echo)
+                                     "--version", str(run_plan.version)], echo=echo, env=env)
         else:
-            result = run_step(step, chain.step_args(step.name, config, run_plan), echo=echo)
+            result = run_step(step, chain.step_args(step.name, config, run_plan), echo=echo, env=env)
         summary.steps.append(result)
         echo(f"[{index}/{len(steps)}] {step.name} done in {result.seconds:.1f} s")
         if step.name == "train":
@@ -562,6 +593,7 @@ def format_summary(summary: ChainSummary) -> str:
         f"  metrics:  {metrics}",
         f"  pushed:   version {plan_.version}" + ("" if plan_.stable is None else f" (stable was {plan_.stable})"),
         f"  verdict:  {summary.verdict or 'no canary (first version)'}",
+        *([f"  rollout:  {summary.rollout}"] if summary.rollout is not None else []),
         f"  decision: {summary.decision.reason if summary.decision else 'not reached'}",
         f"  reports:  {plan_.reports_dir}",
         "  steps:    " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in summary.steps),

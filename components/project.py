@@ -71,6 +71,11 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "workers": ("placement", "workers"),
     "engine": ("placement", "engine"),
     "step_settings": ("tasks",),
+    "rollout_steps": ("rollout", "steps"),
+    "rollout_interval": ("rollout", "interval"),
+    "rollout_check_every": ("rollout", "check_every"),
+    "rollout_apply": ("rollout", "apply"),
+    "prometheus": ("rollout", "prometheus"),
 }
 # ChainConfig fields that hold a local path or gs:// URI: a relative local path is taken from the
 # file's folder.
@@ -117,6 +122,7 @@ _FIELD_RULES: dict[str, dict[str, Any]] = {
     "tolerations": {"items": {"type": "object", "additionalProperties": {"type": "string"},
                               "required": ["key", "effect"]}},
     "step_settings": _STEP_SETTINGS_SCHEMA,
+    "rollout_steps": {"items": {"type": "integer", "minimum": 1, "maximum": 100}},
 }
 _JSON_TYPES = {str: "string", int: "integer", bool: "boolean", float: "number", dict: "object",
                tuple: "array", list: "array"}
@@ -265,7 +271,7 @@ def _chain_mapping(document: Mapping[str, Any], folder: str) -> dict[str, Any]:
                 continue
         if field.name in _PATH_FIELDS and node and not storage.is_gcs(node) and not os.path.isabs(node):
             node = os.path.normpath(os.path.join(folder, node))
-        if field.name == "tolerations":
+        if field.name in ("tolerations", "rollout_steps"):
             node = tuple(node)
         values[field.name] = node
     return values

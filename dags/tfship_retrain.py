@@ -12,6 +12,8 @@ use dags/tfship_models.py (a DAG per file of a folder) or call `retrain_dag(path
     TFSHIP_IMAGE, TFSHIP_GPU_IMAGE, TFSHIP_SERVING_TARGET, TFSHIP_NAMESPACE
     TFSHIP_GPU_TYPE, TFSHIP_GPU_COUNT, TFSHIP_GPU_SPOT, TFSHIP_GPU_QUEUE (a Kueue LocalQueue),
     TFSHIP_TRAIN_WORKERS, TFSHIP_TRAIN_ENGINE (jobset, trainjob, tfjob), TFSHIP_TRAIN_TIMEOUT_S
+    TFSHIP_ROLLOUT_STEPS, TFSHIP_PROMETHEUS, TFSHIP_ROLLOUT_APPLY   the progressive rollout after the
+                             canary PASS (e.g. 5,25,50,100; "" = promote at once)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 from tfship import chain
 from tfship.airflow import DEFAULT_TRAIN_TIMEOUT_S, retrain_dag
 from tfship.project import Project
+from tfship.rollout import parse_steps
 
 _env = os.environ.get
 _DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
@@ -42,6 +45,9 @@ PROJECT = Project(
         queue=_env("TFSHIP_GPU_QUEUE", ""),
         workers=int(_env("TFSHIP_TRAIN_WORKERS", "1")),
         engine=_env("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0]),
+        rollout_steps=parse_steps(_env("TFSHIP_ROLLOUT_STEPS")) if _env("TFSHIP_ROLLOUT_STEPS") else (),
+        prometheus=_env("TFSHIP_PROMETHEUS", ""),
+        rollout_apply=_env("TFSHIP_ROLLOUT_APPLY", ""),
     ),
     schedule=_env("TFSHIP_SCHEDULE", "0 3 * * 1"),
     data_asset=_env("TFSHIP_DATA_ASSET", "gs://tfship-data/penguins/"),

@@ -110,8 +110,9 @@ def test_a_candidate_failing_some_requests_fails_on_error_rate(server: Any, exam
     assert result.report["candidate"]["errors_by_code"]["INTERNAL"] > 0
 
 
+@pytest.mark.parametrize("policy", ["promote", "rollback_on_fail"])  # both roll a FAIL back
 def test_a_shifted_candidate_fails_is_not_promoted_and_loses_its_label(
-    tmp_path: Path, tf_serving_testdata: Path, examples: str
+    tmp_path: Path, tf_serving_testdata: Path, examples: str, policy: str
 ) -> None:
     repo = make_repo(tmp_path / "repo", tf_serving_testdata)
     config = model_config.with_label(model_config.read_models_config(repo), "m", "canary", 125)  # half_plus_three
@@ -119,7 +120,7 @@ def test_a_shifted_candidate_fails_is_not_promoted_and_loses_its_label(
     with serve(repo, grpc_port=0, rest_port=-1, poll_seconds=0.1) as handle:
         address = f"grpc://{handle.grpc_address}"
         reports = str(tmp_path / "reports")
-        result = canary(address, "m", examples, requests=REQUESTS, promote=True, repo=repo, report_dir=reports)
+        result = canary(address, "m", examples, requests=REQUESTS, repo=repo, report_dir=reports, **{policy: True})
         assert result.verdict == "FAIL" and result.exit_code == 1
         assert {m.name: m.classification for m in result.metrics}["score_shift[y]"] == "HIGH"
         assert result.action == "rolled back: removed label 'canary' (version 125)"
@@ -140,6 +141,10 @@ def test_a_pass_with_promote_moves_stable_on_the_running_server(
 ) -> None:
     repo = make_repo(tmp_path / "repo", tf_serving_testdata)
     with serve(repo, grpc_port=0, rest_port=0, poll_seconds=0.1) as handle:
+        # Before a rollout (the chain's canary with a rollout step) a PASS moves nothing.
+        passed = canary(handle.rest_url, "m", examples, requests=REQUESTS, rollback_on_fail=True, repo=repo)
+        assert passed.verdict == "PASS" and passed.action.startswith("none (PASS; --rollback-on-fail")
+        assert labels_in(repo) == {"stable": 123, "canary": 124}
         result = canary(handle.rest_url, "m", examples, requests=REQUESTS, promote=True, repo=repo)
         assert result.verdict == "PASS" and result.action == "promoted version 124 to stable"
         assert labels_in(repo)["stable"] == 124

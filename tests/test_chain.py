@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ from tfship.errors import ConfigError
 
 CONFIG = chain.ChainConfig(data="gs://b/d.csv", schema="gs://b/s.yaml", runs_root="gs://b/runs",
                            repo="gs://m/repo", name="penguins")
+ROLLOUT = dataclasses.replace(CONFIG, rollout_steps=(10, 50, 100), rollout_interval="5m",
+                              prometheus="http://prometheus:9090", rollout_apply="virtualservice")
 
 
 def plan(stable=2, versions=(1, 2)):
@@ -21,15 +24,15 @@ def plan(stable=2, versions=(1, 2)):
 
 def test_chain_order_and_placement_of_the_gpu():
     assert [s.name for s in chain.CHAIN] == [
-        "train", "export", "validate", "push", "serve", "canary", "promote"]
+        "train", "export", "validate", "push", "serve", "canary", "rollout", "promote"]
     assert [s.name for s in chain.CHAIN if s.gpu] == ["train"]
     assert [s.name for s in chain.job_steps()] == [
-        "train", "export", "validate", "push", "canary", "promote"]
+        "train", "export", "validate", "push", "canary", "rollout", "promote"]
 
 
 @pytest.mark.parametrize("name", [step.name for step in chain.CHAIN])
 def test_every_step_argument_list_parses_with_the_real_cli(name):
-    args = chain.step_args(name, CONFIG, plan(), target="grpc://127.0.0.1:1")
+    args = chain.step_args(name, ROLLOUT, plan(), target="grpc://127.0.0.1:1")
     assert args[0] == name
     parsed = build_parser(name).parse_args(args)  # the step's own flags accept them
     assert parsed.command == name
@@ -74,6 +77,44 @@ def test_canary_moves_the_labels_with_its_verdict():
     assert canary[canary.index("--repo") + 1] == CONFIG.repo
 
 
+def test_the_rollout_step_is_off_unless_configured_and_then_owns_the_promotion():
+    second = plan()
+    assert "rollout" not in [s.name for s in chain.steps_for(second, CONFIG)]
+    with pytest.raises(ConfigError, match="rollout step is off"):
+        chain.step_args("rollout", CONFIG, second, target="grpc://t:8500")
+    with_rollout = chain.plan_run(ROLLOUT, "r1", (1, 2), 2)
+    assert [s.name for s in chain.steps_for(with_rollout, ROLLOUT)][-3:] == ["canary", "rollout", "promote"]
+    first = chain.plan_run(ROLLOUT, "r1", (), None)
+    assert "rollout" not in [s.name for s in chain.steps_for(first, ROLLOUT)]  # nothing to roll out against
+    # The canary before a rollout only rolls back on FAIL; the rollout moves the labels with its outcome.
+    canary = chain.step_args("canary", ROLLOUT, with_rollout, target="grpc://t:8500")
+    assert "--rollback-on-fail" in canary and "--promote" not in canary
+    rollout = chain.step_args("rollout", ROLLOUT, with_rollout, target="grpc://t:8500")
+    parsed = build_parser("rollout").parse_args(rollout)
+    assert (parsed.target, parsed.name, parsed.prometheus) == ("grpc://t:8500", "penguins", "http://prometheus:9090")
+    assert (parsed.steps, parsed.interval, parsed.apply) == ("10,50,100", "5m", "virtualservice")
+    assert parsed.out_dir == "gs://b/runs/r1/reports/rollout" and parsed.repo == CONFIG.repo and parsed.promote
+    with pytest.raises(ConfigError, match="The rollout step needs `target`"):
+        chain.step_args("rollout", ROLLOUT, with_rollout)
+    # The gate: with a rollout, both verdicts must PASS.
+    assert chain.promotion_decision(with_rollout, chain.PASS, chain.PASS).promote
+    refused = chain.promotion_decision(with_rollout, chain.PASS, chain.FAIL)
+    assert not refused.promote and refused.reason == "canary PASS, rollout FAIL: version 2 stays stable"
+
+
+def test_rollout_settings_are_checked_when_built():
+    with pytest.raises(ConfigError, match=r"Received: prometheus=''.*rollout_steps=\(5, 100\)"):
+        dataclasses.replace(CONFIG, rollout_steps=(5, 100))
+    with pytest.raises(ConfigError, match=r"`--steps`\. Received: '50,5,100'"):
+        dataclasses.replace(ROLLOUT, rollout_steps=(50, 5, 100))
+    with pytest.raises(ConfigError, match=r"Received: rollout_steps=\[5, 100\]. Expected a tuple"):
+        dataclasses.replace(ROLLOUT, rollout_steps=[5, 100])
+    # DAG params and pipeline parameters give the steps as text; a JSON round trip gives a list.
+    assert chain.ChainConfig.from_mapping({**ROLLOUT.to_dict(), "rollout_steps": "10,50,100"}) == ROLLOUT
+    assert chain.ChainConfig.from_mapping({**ROLLOUT.to_dict(), "rollout_steps": [10, 50, 100]}) == ROLLOUT
+    assert chain.ChainConfig.from_mapping({**CONFIG.to_dict(), "rollout_steps": ""}) == CONFIG
+
+
 def test_retries_only_on_the_documented_exit_codes():
     train = chain.STEPS["train"]
     assert train.is_retryable(143)
@@ -96,8 +137,8 @@ def test_the_gate_promotes_only_on_pass_or_the_first_version():
     assert chain.promotion_decision(second, chain.PASS).promote
     assert not chain.promotion_decision(second, chain.FAIL).promote
     assert not chain.promotion_decision(second, None).promote
-    assert [s.name for s in chain.steps_for(first)] == ["train", "export", "validate", "push", "promote"]
-    assert "canary" in [s.name for s in chain.steps_for(second)]
+    assert [s.name for s in chain.steps_for(first, CONFIG)] == ["train", "export", "validate", "push", "promote"]
+    assert "canary" in [s.name for s in chain.steps_for(second, CONFIG)]
 
 
 def test_verdict_from_exit_code():

@@ -25,7 +25,8 @@ PIPELINE = ROOT / "pipelines" / "tfship_retrain.py"
 COMMITTED = ROOT / "pipelines" / "tfship_retrain.yaml"
 TASK_STEP = {"plan-op": "plan", "train-op": "train", "export-op": "export",
              "validate-op": "validate", "push-op": "push", "canary-op": "canary",
-             "promote-op": "promote", "promote-op-2": "promote"}
+             "rollout-op": "rollout", "promote-op": "promote", "promote-op-2": "promote",
+             "promote-op-3": "promote"}
 
 
 def compile_with(path: Path, **env: str) -> list[dict]:
@@ -69,6 +70,19 @@ def _tasks(spec: dict) -> dict[str, dict]:
     return found
 
 
+def _conditions_around(spec: dict, task: str) -> list[str]:
+    """The trigger conditions of the dsl.If / dsl.Else blocks around `task`, innermost first."""
+    holders = {name: component for component, body in spec["components"].items()
+               for name in body.get("dag", {}).get("tasks", {})}
+    tasks, found = _tasks(spec), []
+    while task in holders:
+        task = holders[task].removeprefix("comp-")  # the condition task whose sub-DAG holds it
+        condition = tasks[task].get("triggerPolicy", {}).get("condition")
+        if condition:
+            found.append(condition)
+    return found
+
+
 def test_spec_follows_the_chain(compiled):
     spec, platform = compiled
     assert spec["pipelineInfo"]["name"] == "tfship-retrain"
@@ -93,6 +107,8 @@ def test_spec_follows_the_chain(compiled):
         else:
             assert "accelerator" not in resources, task_name
             assert "retryPolicy" not in task or step.retries, task_name
+        # Every task's history entries name the pipeline job: kfp's job id placeholder, in its env.
+        assert {"name": chain.RUN_ID_ENV, "value": "{{$.pipeline_job_uuid}}"} in container["env"], task_name
     # GPU placement through kfp-kubernetes, for train only.
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(k8s) == {"exec-train-op"}
@@ -111,6 +127,15 @@ def test_promotion_is_gated_on_the_verdict(compiled):
     # promote appears only inside conditions; canary only when a stable version exists.
     assert "promote-op" not in spec["root"]["dag"]["tasks"]
     assert "canary-op" not in spec["root"]["dag"]["tasks"]
+    # After the canary PASS: the rollout when the plan turns it on (then promote on its PASS), else promote.
+    chain_of = {task: _conditions_around(spec, task) for task in ("rollout-op", "promote-op-2", "promote-op-3")}
+    assert chain_of["rollout-op"][0] == "inputs.parameter_values['pipelinechannel--plan-op-rollout'] == true"
+    assert "'pipelinechannel--canary-op-Output'] == 'PASS'" in " ".join(chain_of["rollout-op"])
+    assert chain_of["promote-op-2"][0] == "inputs.parameter_values['pipelinechannel--rollout-op-Output'] == 'PASS'"
+    assert chain_of["promote-op-3"][0] == "!(inputs.parameter_values['pipelinechannel--plan-op-rollout'] == true)"
+    assert "'pipelinechannel--canary-op-Output'] == 'PASS'" in " ".join(chain_of["promote-op-3"])
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["rollout_steps"]["defaultValue"] == ""  # no rollout unless asked
     # Typed artifacts between the steps.
     components = spec["components"]
     assert components["comp-train-op"]["outputDefinitions"]["artifacts"]["job"]["artifactType"][

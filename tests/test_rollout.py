@@ -11,6 +11,8 @@ is the judging, the early stops, the rollback, and what is written and applied.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -20,16 +22,17 @@ from typing import Any
 
 import pytest
 import yaml
-from live_util import Load, prometheus, tfship_serve
+from live_util import Load, prometheus, tfship_cli, tfship_serve
 from test_canary_e2e import make_repo
 
 from conftest import free_port
+from tfship import model_config, storage
 from tfship.cli import main as cli_main
 from tfship.errors import ConfigError, EndpointError
 from tfship.history import read_history
 from tfship.rollout import manifests
 from tfship.rollout.apply import ClusterApplier, parse_kinds
-from tfship.rollout.runner import parse_steps
+from tfship.rollout import parse_steps
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -276,3 +279,64 @@ def test_a_rollback_applies_the_weights_back(live: Any, cluster: Any, tmp_path: 
                          else spec["rules"][0]["backendRefs"][1]["weight"] for kind, spec in applied]
     assert [kind for kind, _ in applied] == ["virtualservices", "httproutes"] * 2
     assert candidate_weights == [50, 50, 0, 0]  # step 50 %, then the rollback
+
+
+# ---- the labels follow the outcome (`--promote`); last in the module: it moves the shared labels ----
+
+
+def labels(repo: str) -> dict[str, int]:
+    return model_config.version_labels(model_config.read_models_config(repo), "m")
+
+
+def test_with_promote_the_labels_follow_the_outcome(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert rollout(live, tmp_path / "norepo", "canary", "--promote") == 2
+    assert "--promote needs --repo" in capsys.readouterr().err
+    assert rollout(live, tmp_path / "pass", "canary", "--repo", live[2], "--promote") == 0, capsys.readouterr().out
+    assert labels(live[2])["stable"] == 124
+    promoted = read_history(live[2], "m")[-1]
+    assert (promoted["action"], promoted["verdict"], promoted["report"]) == (
+        "promote", "PASS", str(tmp_path / "pass" / "rollout.json"))
+    # A rolled-back candidate loses its label, as after a canary FAIL; stable stays.
+    assert rollout(live, tmp_path / "fail", "flaky", "--repo", live[2], "--promote") == 1, capsys.readouterr().out
+    after = labels(live[2])
+    assert "flaky" not in after and after["stable"] == 124
+    removed = read_history(live[2], "m")[-1]
+    assert (removed["action"], removed["verdict"], removed["moves"]) == ("remove-label", "FAIL", {"flaky": [127, None]})
+
+
+# ---- the chain's rollout step (`tfship run --rollout-steps`) ----------------------------------
+
+
+@pytest.mark.slow
+def test_the_chain_rolls_out_after_the_canary_and_a_rollout_fail_is_a_verdict(tmp_path: Path,
+                                                                              tf_serving_testdata: Path) -> None:
+    """No traffic reaches the new version during the rollout: NODATA, so the chain rolls back.
+
+    The canary before it PASSes (the same model again) and, with a rollout step, promotes nothing:
+    `stable` stays on version 1; the rollout's FAIL exits 1 (a verdict, not a crash), removes the
+    `canary` label, and every history entry of the run names it (TFSHIP_RUN_ID).
+    """
+    model = tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123"
+    repo = str(tmp_path / "repo")  # version 1 serves as `stable`, as a first run leaves it
+    shutil.copytree(model, tmp_path / "repo" / "hp" / "1")
+    config = model_config.with_version(model_config.ModelServerConfig(), "hp", str(tmp_path / "repo" / "hp"), 1)
+    storage.write_text(model_config.config_uri(repo),
+                       model_config.format_models_config(model_config.with_label(config, "hp", "stable", 1)))
+    run = [*tfship_cli(), "run", "--run-dir", str(tmp_path), "--name", "hp", "--saved-model", str(model)]
+    with tfship_serve(repo, tmp_path) as rest_url, prometheus(tmp_path, [rest_url.removeprefix("http://")]) as prom:
+        second = subprocess.run(
+            [*run, "--run-id", "r2", "--target", rest_url, "--prometheus", prom, "--rollout-steps", "100",
+             "--rollout-interval", "3s", "--rollout-check-every", "1s"],
+            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1, second.stdout[-4000:] + second.stderr[-4000:]
+    assert "verdict:  PASS" in second.stdout and "rollout:  FAIL" in second.stdout
+    assert "canary PASS, rollout FAIL: version 1 stays stable" in second.stdout
+    assert model_config.version_labels(model_config.read_models_config(repo), "hp") == {"stable": 1}
+    record = json.loads((tmp_path / "runs" / "r2" / "reports" / "rollout" / "rollout.json").read_text())
+    assert record["status"] == "ROLLED_BACK" and record["candidate_version"] == 2
+    entries = read_history(repo, "hp")
+    assert {e["run_id"] for e in entries} == {"r2"}
+    second_run = [(e["action"], e["verdict"]) for e in entries]
+    assert ("promote", "PASS") not in second_run  # the canary PASS left the promotion to the rollout
+    assert second_run[-2:] == [("rollout-rollback", record["steps"][0]["verdict"]),
+                               ("remove-label", record["steps"][0]["verdict"])]

@@ -35,7 +35,9 @@ def test_plan_only_prints_every_step_and_writes_the_examples(tmp_path):
     doc = json.loads(done.stdout)
     assert doc["plan"] == {"run_id": "r1", "run_dir": str(tmp_path / "runs" / "r1"), "version": 1,
                            "stable": None}
-    assert list(doc["args"]) == [s.name for s in chain.job_steps()]
+    # Every step but the rollout, which only a config with rollout steps turns on.
+    assert list(doc["args"]) == [s.name for s in chain.job_steps() if s.name != "rollout"]
+    assert doc["target"] == "grpc://127.0.0.1:9"
     # The demo's contract is used; the canary's examples come from the data, features only.
     assert doc["config"]["contract"] == str(tmp_path / "data" / "contract.yaml")
     lines = (tmp_path / "runs" / "r1" / "examples.jsonl").read_text().splitlines()

@@ -81,6 +81,9 @@ class CanaryConfig:
         promote: on PASS move `stable` to the candidate version in `repo`; on FAIL remove the
             candidate's label there (automatic rollback). NODATA or an error changes nothing.
         repo: the model repository holding models.config (needed by `promote`).
+        rollback_on_fail: only the FAIL half of `promote`: remove the candidate's label on FAIL and
+            leave the labels alone on PASS (the chain's canary before a progressive rollout, which
+            promotes only once live traffic passed; needs `repo`).
         report_dir: where report.json / report.md / report.html go ("" = no files).
         judge: the judge's settings (docs/serve-canary.md).
         seed: seeds the request order and the bootstraps.
@@ -103,6 +106,7 @@ class CanaryConfig:
     signature: str = "serving_default"
     promote: bool = False
     repo: str = ""
+    rollback_on_fail: bool = False
     report_dir: str = ""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     seed: int = 0
@@ -139,9 +143,10 @@ class CanaryConfig:
             raise ConfigError(
                 f"Invalid value for argument `--deadline`. Received: {self.deadline_s!r}. Expected 0-3600 seconds."
             )
-        if self.promote and not self.repo:
+        if (self.promote or self.rollback_on_fail) and not self.repo:
+            flag = "--promote" if self.promote else "--rollback-on-fail"
             raise ConfigError(
-                "--promote needs --repo: the model repository whose models.config the labels live in."
+                f"{flag} needs --repo: the model repository whose models.config the labels live in."
             )
 
     @property

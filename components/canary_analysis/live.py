@@ -173,7 +173,8 @@ class LiveCanaryConfig:
         window_s: how far back from `at` the traffic is judged.
         candidate, baseline: version labels or numbers.
         at: unix time the window ends (None: now).
-        promote, repo: as for the offline canary (PASS promotes, FAIL removes the candidate label).
+        promote, repo, rollback_on_fail: as for the offline canary (PASS promotes, FAIL removes the
+            candidate label; `rollback_on_fail` alone only removes it).
         report_dir: where report.json goes ("" = none).
         judge: the judge's settings.
         seed: seeds the bootstraps.
@@ -188,6 +189,7 @@ class LiveCanaryConfig:
     at: float | None = None
     promote: bool = False
     repo: str = ""
+    rollback_on_fail: bool = False
     report_dir: str = ""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     seed: int = 0
@@ -201,8 +203,9 @@ class LiveCanaryConfig:
         version_refs(self.baseline, self.candidate)
         if not 0 < self.window_s <= 30 * 86400:
             raise ConfigError(f"Invalid value for argument `--window`. Received: {self.window_s!r} s. Expected 0-30 days.")
-        if self.promote and not self.repo:
-            raise ConfigError("--promote needs --repo: the model repository whose models.config the labels live in.")
+        if (self.promote or self.rollback_on_fail) and not self.repo:
+            flag = "--promote" if self.promote else "--rollback-on-fail"
+            raise ConfigError(f"{flag} needs --repo: the model repository whose models.config the labels live in.")
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,16 @@ class LabelPolicy(Protocol):
     def report_dir(self) -> str: ...
     @property
     def promote(self) -> bool: ...
+    @property
+    def rollback_on_fail(self) -> bool: ...
 
 
 def act_on_verdict(config: LabelPolicy, verdict: str, candidate: ResolvedModel) -> str:
-    """Move labels per the verdict (only with `promote`); returns what was done, for the report."""
-    if not config.promote:
+    """Move labels per the verdict (`promote`: both ways; `rollback_on_fail`: FAIL only); returns what was done."""
+    if not (config.promote or config.rollback_on_fail):
         return "none (no --promote)"
+    if verdict == PASS and not config.promote:
+        return "none (PASS; --rollback-on-fail leaves the promotion to what follows)"
     from tfship import storage
     from tfship.pushing import promote, remove_label
 

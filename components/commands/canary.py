@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signature", default="serving_default", help="signature to call (default serving_default)")
     parser.add_argument("--promote", action="store_true",
                         help="PASS: move `stable` to the candidate; FAIL: remove the candidate's label (needs --repo)")
+    parser.add_argument("--rollback-on-fail", action="store_true",
+                        help="FAIL: remove the candidate's label; PASS: change nothing (a rollout promotes later; "
+                             "needs --repo)")
     parser.add_argument("--repo", default="", help="model repository holding models.config (for --promote)")
     parser.add_argument("--report-dir", default="", help="write report.json, report.md and report.html here")
     parser.add_argument("--judge-config", default="", help="YAML file overriding the judge's defaults")
@@ -52,6 +55,7 @@ def main(args: argparse.Namespace) -> int:
         target=args.target, name=args.name, examples=args.examples, traffic=args.traffic, candidate=args.candidate,
         baseline=args.baseline, requests=args.requests, concurrency=args.concurrency,
         deadline_s=args.deadline, signature=args.signature, promote=args.promote, repo=args.repo,
+        rollback_on_fail=args.rollback_on_fail,
         report_dir=args.report_dir, judge=load_judge_config(args.judge_config or None), seed=args.seed,
     )
     result = run_canary(config)
@@ -72,7 +76,7 @@ def _live(args: argparse.Namespace) -> int:
     config = LiveCanaryConfig(
         target=args.target, name=args.name, prometheus=args.prometheus,
         window_s=parse_duration(args.window, "--window"), candidate=args.candidate, baseline=args.baseline,
-        promote=args.promote, repo=args.repo, report_dir=args.report_dir,
+        promote=args.promote, repo=args.repo, rollback_on_fail=args.rollback_on_fail, report_dir=args.report_dir,
         judge=load_judge_config(args.judge_config or None), seed=args.seed,
     )
     result = run_live_canary(config)

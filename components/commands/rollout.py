@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from tfship.rollout import DEFAULT_INTERVAL, DEFAULT_STEPS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True,
                         help="serving endpoint that resolves the labels: grpc://host:port or http://host:port")
     parser.add_argument("--name", required=True, help="model name (also the name of the rendered objects)")
     parser.add_argument("--prometheus", required=True, help="Prometheus' URL, e.g. http://127.0.0.1:9090")
-    parser.add_argument("--steps", default="5,25,50,100", help="candidate traffic %% per step (default 5,25,50,100)")
-    parser.add_argument("--interval", default="10m", help="longest duration of a step, e.g. 10m (default 10m)")
+    steps = ",".join(map(str, DEFAULT_STEPS))
+    parser.add_argument("--steps", default=steps, help=f"candidate traffic %% per step (default {steps})")
+    parser.add_argument("--interval", default=DEFAULT_INTERVAL,
+                        help=f"longest duration of a step, e.g. 10m (default {DEFAULT_INTERVAL})")
     parser.add_argument("--check-every", default="",
                         help="how often the sequential test looks, e.g. 30s (default: interval / 10)")
     parser.add_argument("--no-sequential", action="store_true",
@@ -35,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", default="", help="with --apply: the kubeconfig context (default: current)")
     parser.add_argument("--repo", default="",
                         help="model repository whose label history records each step and the rollback (tfship history)")
+    parser.add_argument("--promote", action="store_true",
+                        help="PROMOTED: move `stable` to the candidate; ROLLED_BACK: remove the candidate's label "
+                             "(needs --repo)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
         candidate=args.candidate, baseline=args.baseline,
         judge=load_judge_config(args.judge_config or None), sequential=not args.no_sequential,
         apply=parse_kinds(args.apply), kubeconfig=args.kubeconfig, context=args.context, repo=args.repo,
+        promote=args.promote,
     )
     result = run_rollout(config)
     print("\n".join(summary(result)))

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from tfship import chain, storage
+from tfship import chain, rollout, storage
 from tfship.errors import EXIT_FAILED_CHECK, ConfigError
 
 _DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
@@ -27,7 +27,8 @@ _DEMO_NAMES = {"tabular": "penguins", "image": "digits", "text": "jokes"}
 # The flags that set the chain; with --config or --chain-json the file or the JSON sets it instead.
 _CHAIN_FLAGS = ("run_dir", "data", "schema", "saved_model", "repo", "name", "model", "steps",
                 "checkpoint_every", "batch_size", "seed", "mixed_precision", "jit", "input_fn", "contract",
-                "examples", "requests", "concurrency")
+                "examples", "requests", "concurrency", "rollout_steps", "rollout_interval",
+                "rollout_check_every", "rollout_apply", "prometheus")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="",
                         help="serving endpoint for the canary, grpc://host:port "
                              "(default: a local `tfship serve` on free loopback ports)")
+    parser.add_argument("--rollout-steps",
+                        help="after a canary PASS, roll out on live traffic in these steps (tfship rollout --steps, "
+                             "e.g. 5,25,50,100; needs --target and --prometheus); default: promote at once")
+    parser.add_argument("--rollout-interval",
+                        help=f"longest duration of a rollout step (default {_DEFAULTS.rollout_interval})")
+    parser.add_argument("--rollout-check-every",
+                        help="how often the rollout's sequential test looks (default: interval / 10)")
+    parser.add_argument("--rollout-apply",
+                        help="kinds the rollout server-side applies at each step (tfship rollout --apply)")
+    parser.add_argument("--prometheus",
+                        help="Prometheus' URL, scraping --target (for the rollout)")
     parser.add_argument("--run-id", default="", help="resume or name a run (default: the UTC start time)")
     parser.add_argument("--plan-only", action="store_true",
                         help="print the run's plan and every step's arguments as JSON; run nothing")
@@ -99,7 +111,10 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
                 "steps": _DEFAULTS.steps, "checkpoint_every": _DEFAULTS.checkpoint_every,
                 "batch_size": _DEFAULTS.batch_size, "seed": _DEFAULTS.seed,
                 "mixed_precision": _DEFAULTS.mixed_precision, "jit": _DEFAULTS.jit_compile,
-                "input_fn": _DEFAULTS.input_fn, "contract": "",
+                "input_fn": _DEFAULTS.input_fn, "contract": "", "rollout_steps": "",
+                "rollout_interval": _DEFAULTS.rollout_interval,
+                "rollout_check_every": _DEFAULTS.rollout_check_every,
+                "rollout_apply": _DEFAULTS.rollout_apply, "prometheus": _DEFAULTS.prometheus,
                 "examples": "", "requests": _DEFAULTS.canary_requests,
                 "concurrency": _DEFAULTS.canary_concurrency, "saved_model": ""}
     args = argparse.Namespace(**{**vars(args), **{key: value for key, value in defaults.items()
@@ -146,17 +161,23 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
         examples=args.examples,
         canary_requests=args.requests,
         canary_concurrency=args.concurrency,
+        rollout_steps=rollout.parse_steps(args.rollout_steps) if args.rollout_steps else (),
+        rollout_interval=args.rollout_interval,
+        rollout_check_every=args.rollout_check_every,
+        rollout_apply=args.rollout_apply,
+        prometheus=args.prometheus,
     )
 
 
 def plan_document(config: chain.ChainConfig, plan: chain.RunPlan, target: str) -> dict:
-    """The plan and the arguments of every job step, as the orchestrators read it."""
+    """The plan, the serving target ("" = a local server) and the arguments of every job step the
+    config turns on, as the orchestrators read it."""
     step_args = {}
     for step in chain.job_steps():
-        if step.name == "canary" and not target:
+        if (step.uses and not target) or not chain.enabled(step, config):
             continue
         step_args[step.name] = chain.step_args(step.name, config, plan, target=target)
-    return {"plan": plan.to_dict(), "config": config.to_dict(), "args": step_args}
+    return {"plan": plan.to_dict(), "config": config.to_dict(), "target": target, "args": step_args}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from tfship.canary_analysis import sequential
-from tfship.canary_analysis.config import Target
+from tfship.canary_analysis.config import Target, VersionRef
 from tfship.canary_analysis.judge import FAIL, NODATA, PASS, JudgeConfig, decide
 from tfship.canary_analysis.live import (
     PrometheusClient,
@@ -36,25 +36,11 @@ from tfship.canary_analysis.live import (
 )
 from tfship.canary_analysis.stats import bucket_quantiles
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, ConfigError
-from tfship.rollout import manifests
+from tfship.rollout import DEFAULT_STEPS, manifests, parse_steps
 from tfship.rollout.apply import ClusterApplier
 
 log = logging.getLogger("tfship.rollout")
 PROMOTED, ROLLED_BACK = "PROMOTED", "ROLLED_BACK"
-
-
-def parse_steps(text: str) -> tuple[int, ...]:
-    """"5,25,50,100" -> (5, 25, 50, 100): increasing percentages, ending at 100."""
-    try:
-        steps = tuple(int(part) for part in str(text).split(","))
-    except ValueError:
-        steps = ()
-    if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
-        raise ConfigError(
-            f"Invalid value for argument `--steps`. Received: {text!r}. Expected increasing percentages "
-            "ending at 100, e.g. 5,25,50,100."
-        )
-    return steps
 
 
 @dataclass(frozen=True)
@@ -77,6 +63,9 @@ class RolloutConfig:
         kubeconfig, context: the cluster to apply to ("" = the default kubeconfig and context).
         repo: the model repository whose label history records every step and the rollback
             ("" = not recorded); see docs/push.md, "Label history".
+        promote: move the labels with the outcome, as `tfship canary --promote` does: PROMOTED moves
+            `stable` to the candidate, ROLLED_BACK removes the candidate's label (needs `repo`). The
+            chain's rollout step runs with it, so a rolled-back version stops being `canary`.
     """
 
     target: str
@@ -84,7 +73,7 @@ class RolloutConfig:
     prometheus: str
     out_dir: str
     split: manifests.SplitTarget
-    steps: tuple[int, ...] = (5, 25, 50, 100)
+    steps: tuple[int, ...] = DEFAULT_STEPS
     interval_s: float = 600.0
     check_every_s: float = 0.0
     candidate: str = "canary"
@@ -95,6 +84,7 @@ class RolloutConfig:
     kubeconfig: str = ""
     context: str = ""
     repo: str = ""
+    promote: bool = False
 
     def __post_init__(self) -> None:
         Target.parse(self.target)
@@ -105,6 +95,8 @@ class RolloutConfig:
             from tfship import storage
 
             storage.check_uri(self.repo, "--repo")
+        if self.promote and not self.repo:
+            raise ConfigError("--promote needs --repo: the model repository whose models.config the labels live in.")
         if not self.out_dir:
             raise ConfigError("Invalid value for argument `--out-dir`: it is empty. Expected a directory for the manifests.")
         if not 0 < self.interval_s <= 7 * 86400:
@@ -211,6 +203,24 @@ def _log_history(config: RolloutConfig, action: str, versions: tuple[int, int], 
                    traffic={"baseline_version": versions[0], "candidate_version": versions[1], "percent": percent})
 
 
+def _move_labels(config: RolloutConfig, outcome: str, candidate: VersionRef, version: int, verdict: str) -> None:
+    """With `promote`: PROMOTED -> `stable` on the candidate; ROLLED_BACK -> the candidate's label removed.
+
+    Done after the split is published and rollout.json written, so the history entry names a
+    complete record. A candidate named by its number has no label to remove.
+    """
+    if not config.promote:
+        return
+    from tfship import storage
+    from tfship.pushing import promote, remove_label
+
+    report = storage.join(config.out_dir, "rollout.json")
+    if outcome == PROMOTED:
+        promote(config.repo, config.name, version=version, verdict=verdict, report=report)
+    elif candidate.label is not None:
+        remove_label(config.repo, config.name, candidate.label, verdict=verdict, report=report)
+
+
 def _publish(config: RolloutConfig, percent: int, applier: ClusterApplier | None) -> dict[str, str]:
     """Write (and with an applier, apply) the split sending `percent` to the candidate."""
     rendered = manifests.render(config.split, percent)
@@ -243,9 +253,11 @@ def run_rollout(
             _log_history(config, "rollout-rollback", versions, 0, verdict, reason)
             paths = _publish(config, 0, applier)
             _record(config, ROLLED_BACK, versions, steps, reason)
+            _move_labels(config, ROLLED_BACK, candidate.ref, versions[1], verdict)
             return RolloutResult(ROLLED_BACK, *versions, tuple(steps), reason, paths)
     reason = f"every step passed; 100% on version {versions[1]}"
     _record(config, PROMOTED, versions, steps, reason)
+    _move_labels(config, PROMOTED, candidate.ref, versions[1], PASS)
     return RolloutResult(PROMOTED, *versions, tuple(steps), reason, paths)
 
 

@@ -54,7 +54,9 @@ def load_dag(monkeypatch, mode: str):
 def test_dag_files_import_without_errors(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
     assert mode in dag.tags
-    assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "runs_root"}
+    assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "runs_root",
+                               "rollout_steps", "rollout_interval", "prometheus"}
+    assert dag.params["rollout_steps"] == ""  # no rollout unless asked: the canary PASS promotes
     # Scheduled, and triggered by new data through an Asset.
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["penguins_training_data"]
     assert dag.timetable.timetable.expression == "0 3 * * 1"
@@ -98,30 +100,53 @@ def test_bad_engine_or_queue_is_an_import_error(monkeypatch, variable, value, me
 def test_task_graph_is_the_chain(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
     jobs = [s.name for s in chain.job_steps()]
-    assert set(dag.task_ids) == {"plan", "first_version", *jobs}
-    # plan -> train -> export -> validate -> push -> first_version -> {canary -> promote, promote}
+    assert set(dag.task_ids) == {"plan", "first_version", "rollout_enabled", *jobs}
+    # plan -> train -> export -> validate -> push -> first_version -> {canary, promote};
+    # canary -> rollout_enabled -> {rollout -> promote, promote}
     line = ["train", "export", "validate", "push", "first_version"]
     for before, after in zip(line, line[1:]):
         assert dag.get_task(before).downstream_task_ids == {after}, before
     assert dag.get_task("first_version").downstream_task_ids == {"canary", "promote"}
-    assert dag.get_task("canary").downstream_task_ids == {"promote"}
+    assert dag.get_task("canary").downstream_task_ids == {"rollout_enabled"}
+    assert dag.get_task("rollout_enabled").downstream_task_ids == {"rollout", "promote"}
+    assert dag.get_task("rollout").downstream_task_ids == {"promote"}
     assert dag.get_task("promote").trigger_rule == "none_failed_min_one_success"
     assert dag.get_task("train").retries == chain.STEPS["train"].retries
-    for name in ("export", "validate", "canary", "promote"):
+    for name in ("export", "validate", "canary", "rollout", "promote"):
         assert dag.get_task(name).retries == 0, name
 
 
-@pytest.fixture(scope="module")
-def plan_doc(tmp_path_factory, tfship_cli) -> dict:
-    """A real plan: `tfship run --plan-only` (.venv's CLI) on the demo data."""
-    work = tmp_path_factory.mktemp("plan")
+def test_branches_choose_the_rollout_only_when_the_run_turns_it_on(plan_doc, rollout_plan_doc):
+    module = tfship_airflow
+    assert module.next_task(plan_doc, ["canary", "promote"]) == "promote"  # the first version
+    assert module.next_task(rollout_plan_doc, ["canary", "promote"]) == "promote"
+    with_stable = {**rollout_plan_doc, "plan": {**rollout_plan_doc["plan"], "stable": 1, "version": 2}}
+    assert module.next_task(with_stable, ["canary", "promote"]) == "canary"
+    assert module.next_task(with_stable, ["rollout", "promote"]) == "rollout"
+    without = {**with_stable, "config": plan_doc["config"]}
+    assert module.next_task(without, ["rollout", "promote"]) == "promote"
+
+
+def _plan_doc(work: Path, tfship_cli: str, *extra: str) -> dict:
+    """A real plan: `tfship run --plan-only` (the image env's CLI) on the demo data."""
     done = subprocess.run(
         [tfship_cli, "run", "--plan-only", "--run-dir", str(work), "--run-id", "r1",
-         "--target", chain.DEFAULT_SERVING_TARGET],
+         "--target", chain.DEFAULT_SERVING_TARGET, *extra],
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def plan_doc(tmp_path_factory, tfship_cli) -> dict:
+    return _plan_doc(tmp_path_factory.mktemp("plan"), tfship_cli)
+
+
+@pytest.fixture(scope="module")
+def rollout_plan_doc(tmp_path_factory, tfship_cli) -> dict:
+    return _plan_doc(tmp_path_factory.mktemp("plan"), tfship_cli, "--rollout-steps", "20,100",
+                     "--prometheus", "http://prometheus.monitoring:9090", "--rollout-interval", "5m")
 
 
 class _PlanXCom:
@@ -152,12 +177,21 @@ def built_pods(dag, plan_doc: dict, tmp_path: Path) -> dict[str, k8s.V1Pod]:
     return pods
 
 
-def test_kubernetes_pods_carry_the_chain_arguments_and_gpu_placement(monkeypatch, plan_doc, tmp_path):
+def test_kubernetes_pods_carry_the_chain_arguments_and_gpu_placement(monkeypatch, rollout_plan_doc,
+                                                                     tmp_path):
+    plan_doc = rollout_plan_doc
     dag = load_dag(monkeypatch, "kubernetes")
     pods = built_pods(dag, plan_doc, tmp_path)
     assert set(pods) == {"plan", *plan_doc["args"]}
+    assert "rollout" in pods
+    rollout = pods["rollout"].spec.containers[0].args
+    assert rollout[:1] == ["rollout"] and rollout[rollout.index("--steps") + 1] == "20,100"
+    assert rollout[rollout.index("--target") + 1] == chain.DEFAULT_SERVING_TARGET
     for name, pod in pods.items():
         container = pod.spec.containers[0]
+        # Every step's history entries name the DAG run (the run id as Airflow spells it).
+        assert {e.name: e.value for e in container.env}[chain.RUN_ID_ENV] == \
+            "manual__2025-01-02T03:04:05+00:00", name
         resources = container.resources
         step = chain.STEPS.get(name)
         if step is not None:
@@ -264,6 +298,19 @@ def stable_version(python: str, repo: Path, name: str) -> int | None:
     return None if value == "None" else int(value)
 
 
+def history_run_ids(python: str, repo: Path, name: str) -> list[str]:
+    """The run id of every entry of the model's label history."""
+    done = subprocess.run(
+        [python, "-c",
+         "import sys, json; from tfship.history import read_history; "
+         "print(json.dumps([e['run_id'] for e in read_history(sys.argv[1], sys.argv[2])]))",
+         str(repo), name],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 @pytest.mark.slow
 def test_airflow_dags_test_runs_the_whole_chain_locally(airflow_home, tfship_python, tmp_path):
     write = subprocess.run(
@@ -292,8 +339,12 @@ def test_airflow_dags_test_runs_the_whole_chain_locally(airflow_home, tfship_pyt
     assert len(runs) == 2
     first_states, second_states = (runs[k] for k in sorted(runs))
     assert first_states["canary"] == "skipped" and first_states["promote"] == "success"
-    assert all(state == "success" for task, state in second_states.items()), second_states
+    assert all(state == "success" or task == "rollout" for task, state in second_states.items()), second_states
+    assert second_states["rollout"] == "skipped"  # no rollout_steps: the canary PASS promoted
     assert (tmp_path / "repo" / "penguins" / "2" / "saved_model.pb").exists()
+    # Every label move names the DAG run that made it (TFSHIP_RUN_ID = Airflow's run id).
+    entries = history_run_ids(tfship_python, tmp_path / "repo", "penguins")
+    assert entries and set(entries) == set(runs), entries
 
 
 @pytest.mark.parametrize("engine", ["jobset", "trainjob", "tfjob"])
