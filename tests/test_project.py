@@ -153,7 +153,8 @@ def test_the_console_script_exits_2_on_a_bad_file(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"tfship validate-config: error: {bad}: gpu: unknown key (expected one of canary, contract, data, "
-        "images, input, model, name, placement, repo, runs_root, schedule, schema, serving, tasks, train)"]
+        "images, input, model, name, placement, repo, rollout, runs_root, schedule, schema, serving, tasks, "
+        "train)"]
 
 
 @pytest.mark.parametrize(("flags", "message"), [

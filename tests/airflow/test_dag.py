@@ -414,8 +414,9 @@ def write_model(folder: Path, team: str, document: dict) -> Path:
     return path
 
 
-def test_a_dag_per_model_file_and_a_broken_file_is_an_import_error_of_its_own(monkeypatch, plan_doc,
+def test_a_dag_per_model_file_and_a_broken_file_is_an_import_error_of_its_own(monkeypatch, rollout_plan_doc,
                                                                                tmp_path):
+    plan_doc = rollout_plan_doc  # every job step's arguments, the rollout's too
     models = tmp_path / "models"
     base = {"data": "gs://team-data/rows.csv", "schema": "gs://team-data/schema.yaml",
             "repo": "gs://team-models/repo"}
