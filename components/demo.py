@@ -85,6 +85,7 @@ features:
 
 # Languages pyjokes holds at least 40 jokes of (fewer would leave a class with no held-out rows).
 TEXT_LANGUAGES = ("cs", "de", "en", "es", "it", "pl", "ru", "sv")
+TEXT_DATA_FILE = "jokes.csv"  # the CSV `write_text_demo` writes (also `tfship init --template text`'s data)
 _IMAGE_FILES = 2  # the digits are split over two TFRecord files, read in parallel
 
 
@@ -124,7 +125,7 @@ def write_text_demo(directory: str) -> tuple[str, str]:
     except ImportError as error:
         raise DataError("The text demo needs pyjokes: pip install 'tfship[demo]'.") from error
     os.makedirs(directory, exist_ok=True)
-    data = os.path.join(directory, "jokes.csv")
+    data = os.path.join(directory, TEXT_DATA_FILE)
     by_language = [[(" ".join(joke.split()), language) for joke in all_jokes[language]["all"]]
                    for language in TEXT_LANGUAGES]
     # Round-robin over the languages, so every class has held-out rows and the first rows (the

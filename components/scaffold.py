@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from tfship import chain
+from tfship import chain, demo
 from tfship.errors import ConfigError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -59,8 +59,6 @@ class _Template:
 
 
 def _write_penguins(root: Path) -> None:
-    from tfship import demo
-
     shutil.copyfile(demo.penguins_csv(), root / "data" / "penguins.csv")
     (root / "schema.yaml").write_text(demo.SCHEMA, encoding="utf-8")
     (root / "contract.yaml").write_text(demo.CONTRACT, encoding="utf-8")
@@ -85,9 +83,20 @@ def _write_digits(root: Path) -> None:
     (root / "contract.yaml").write_text(contract_from_schema(str(root / "schema.yaml")), encoding="utf-8")
 
 
+def _write_jokes(root: Path) -> None:
+    """The text demo's data (pyjokes' jokes by language, `tfship.demo.write_text_demo`): the CSV
+    stays in data/, its schema moves up beside tfship.yaml."""
+    from tfship.local_runner import contract_from_schema
+
+    _, schema = demo.write_text_demo(str(root / "data"))
+    os.replace(schema, root / "schema.yaml")
+    (root / "contract.yaml").write_text(contract_from_schema(str(root / "schema.yaml")), encoding="utf-8")
+
+
 TEMPLATES: dict[str, _Template] = {
     "tabular": _Template("penguins.csv", _write_penguins),
     "image": _Template("digits.csv", _write_digits),
+    "text": _Template(demo.TEXT_DATA_FILE, _write_jokes),
 }
 
 
@@ -114,7 +123,8 @@ def init_project(directory: str, template: str = "tabular", *, force: bool = Fal
 
     Args:
         directory: the project's folder (created; must be empty or absent unless `force`).
-        template: `tabular` (Palmer penguins, an MLP) or `image` (8x8 digits, a small CNN).
+        template: `tabular` (Palmer penguins, an MLP), `image` (8x8 digits, a small CNN) or `text`
+            (jokes by language, a 1-D CNN over token embeddings).
         force: write into a non-empty folder, replacing files of the same names.
     """
     if template not in TEMPLATES:

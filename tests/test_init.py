@@ -7,6 +7,7 @@ version 2 against it on a local server and promotes it: the issue's "works on th
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tfship import model_config
+from tfship import demo, model_config
 from tfship.cli import main as tfship_main
+from tfship.commands.init import TEMPLATE_CHOICES
 from tfship.project import load_project
-from tfship.scaffold import init_project
+from tfship.scaffold import TEMPLATES, init_project
+from tfship.schema import load_schema
 
 TFSHIP = f"{sys.executable} -m tfship.cli"
 
@@ -59,6 +62,32 @@ def test_the_image_template_is_a_valid_project(tmp_path):
     rows = (root / "data" / "digits.csv").read_text().splitlines()
     assert len(rows) == 1 + 1797 and rows[0].split(",")[-1] == "digit"
     assert "$" not in (root / "digit_reader" / "model.py").read_text()  # every placeholder filled
+
+
+def test_the_text_template_is_a_valid_project_whose_model_tests_pass(tmp_path, capsys):
+    root = tmp_path / "Joke Language"
+    written = init_project(str(root), template="text")
+    assert {"tfship.yaml", "joke_language/model.py", "tests/test_model.py", "data/jokes.csv", "schema.yaml",
+            "contract.yaml"} <= set(written)
+    assert "data/schema.yaml" not in written  # the demo writer's schema moved up beside tfship.yaml
+    assert tfship_main(["validate-config", "--config", str(root / "tfship.yaml")]) == 0
+    assert "tfship.yaml: OK: model 'joke_language' (joke_language.model:build_model)" in capsys.readouterr().out
+    schema = load_schema(str(root / "schema.yaml"))
+    assert schema.text_features == ["joke"] and schema.label == "language"
+    contract = yaml.safe_load((root / "contract.yaml").read_text())
+    assert contract["signatures"]["serving_default"]["inputs"] == {"joke": {"dtype": "string", "shape": [-1]}}
+    rows = list(csv.DictReader((root / "data" / "jokes.csv").open(encoding="utf-8")))
+    assert {row["language"] for row in rows} == set(demo.TEXT_LANGUAGES) and len(rows) > 800
+    assert "$" not in (root / "joke_language" / "model.py").read_text()  # every placeholder filled
+    # The project's own model tests, run as its `make test` runs them (this environment's pytest).
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(root)}
+    tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_model.py", "-q", "-p", "no:cacheprovider"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout[-3000:] + tests.stderr[-2000:]
+
+
+def test_every_template_is_a_cli_choice():
+    assert TEMPLATE_CHOICES == tuple(TEMPLATES)
 
 
 @pytest.mark.slow

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-TEMPLATE_CHOICES = ("tabular", "image")
+TEMPLATE_CHOICES = ("tabular", "image", "text")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", help="the project's folder (new or empty)")
     parser.add_argument("--template", default="tabular", choices=TEMPLATE_CHOICES,
-                        help="tabular: Palmer penguins and an MLP (default); image: 8x8 digits and a CNN")
+                        help="tabular: Palmer penguins and an MLP (default); image: 8x8 digits and a CNN; "
+                             "text: jokes by language and a 1-D CNN over word embeddings")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty folder, overwriting files of the same names")
 

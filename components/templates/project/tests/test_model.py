@@ -1,19 +1,22 @@
 """Tests of $name's model function: how to test your own model before tfship trains it.
 
-They build the model as `tfship train` does (`tfship.models.build_model`, with the schema and a
-vocabulary size for every categorical feature), check what it returns, and check that it can learn
-(a few steps on a fixed batch lower the loss). Fast: no tfship run, no files written.
+They build the model as `tfship train` does (`tfship.models.build_model`, with the schema and the
+vocabulary sizes and classes that tfship's own analysis pass learns from the data), check what it
+returns, and check that it can learn (a few steps on a fixed batch lower the loss). Fast: no
+tfship run, no files written.
 """
 
-import csv
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tfship.data import analyze, resolve_files
+from tfship.media import FIRST_TOKEN_ID
 from tfship.models import ModelContext, build_model
 from tfship.project import load_project
 from tfship.schema import load_schema
+from tfship.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_project(str(ROOT / "tfship.yaml")).chain
@@ -21,20 +24,28 @@ SCHEMA = load_schema(CONFIG.schema)
 
 
 def context() -> ModelContext:
-    """What train hands the model function: the schema, vocabulary sizes (from the data) and outputs."""
-    with open(CONFIG.data, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    vocabularies = {name: len({row[name] for row in rows}) for name in SCHEMA.categorical_features}
-    classes = len({row[SCHEMA.label] for row in rows}) if SCHEMA.task == "classification" else 1
-    return ModelContext(SCHEMA, vocabularies, classes)
+    """What train hands the model function: the schema, vocabulary sizes and number of outputs,
+    from the same pass over the training rows that `tfship train` makes."""
+    stats = analyze(resolve_files(CONFIG.data), SCHEMA, TrainConfig.holdout_every)
+    vocabularies = {name: len(stats.vocabularies[name]) for name in stats.vocabularies}
+    return ModelContext(SCHEMA, vocabularies, len(stats.classes) if stats.classes else 1)
 
 
 def batch(ctx: ModelContext, size: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs as the preprocessor emits them: [size, 1] floats, or ids (0 = out of vocabulary)."""
+    """Random inputs as the preprocessor emits them: text as [size, sequence_length] token ids (0
+    pads, 1 = unknown word), a category as [size, 1] ids (0 = out of vocabulary), a number as
+    [size, 1] normalised floats."""
     rng = np.random.default_rng(seed)
-    return {name: (rng.integers(0, ctx.vocabulary_sizes[name] + 1, (size, 1)) if dtype == "string"
-                   else rng.normal(size=(size, 1)).astype("float32"))
-            for name, dtype in SCHEMA.features.items()}
+    inputs = {}
+    for name in SCHEMA.features:
+        if name in SCHEMA.text_features:
+            shape = (size, SCHEMA.options[name]["sequence_length"])
+            inputs[name] = rng.integers(0, ctx.vocabulary_sizes[name] + FIRST_TOKEN_ID, shape)
+        elif name in SCHEMA.categorical_features:
+            inputs[name] = rng.integers(0, ctx.vocabulary_sizes[name] + 1, (size, 1))
+        else:
+            inputs[name] = rng.normal(size=(size, 1)).astype("float32")
+    return inputs
 
 
 def test_the_model_gives_one_logit_per_class():
