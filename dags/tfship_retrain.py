@@ -1,9 +1,11 @@
 """`tfship_retrain`: scheduled (and data-triggered) retraining, derived from `tfship.chain`.
 
-    plan -> train -> export -> validate -> push -> first_version? --yes--> promote
-                                                          \\--no--> canary --PASS--> rollout_enabled?
-                                          rollout_enabled? --yes--> rollout --PASS--> promote
-                                                           \\--no--> promote
+    plan -> train_needed? --yes--> train -> export
+                          \\--no (saved_model)--> export
+    export -> validate -> push -> first_version? --yes--> promote
+                                                \\--no--> canary --PASS--> rollout_enabled?
+    rollout_enabled? --yes--> rollout --PASS--> promote
+                     \\--no--> promote
 
 Two modes, chosen when the file is parsed (`TFSHIP_DAG_MODE`, default `kubernetes`):
 
@@ -24,6 +26,10 @@ The `rollout` task (param `rollout_steps`, e.g. "5,25,50,100"; "" = off, the can
 promotes at once) moves live traffic to the new version in steps judged from `prometheus`, and
 promotes or rolls back (`tfship rollout --promote`); in `local` mode it needs `serving_target`, a
 server that Prometheus scrapes, and then the canary runs against it too.
+
+With the param `saved_model` (a SavedModel trained elsewhere, e.g. `keras.Model.export()`'s
+output) the `train_needed` branch skips train and export imports that model (`tfship export
+--saved-model`): it is validated, pushed, canaried and promoted like a trained one.
 
 The plan step decides the run's version and folders and every step's arguments (`tfship run
 --plan-only`); the other tasks only execute them. Every step process gets the DAG run id in
@@ -79,6 +85,9 @@ PARAMS = {
     "seed": Param(_D.seed, type="integer", minimum=0),
     "canary_requests": Param(int(os.environ.get("TFSHIP_CANARY_REQUESTS", _D.canary_requests)),
                              type="integer", minimum=1),
+    "saved_model": Param(os.environ.get("TFSHIP_SAVED_MODEL", _D.saved_model), type="string",
+                         description="a SavedModel trained elsewhere: no train, export imports it "
+                         "(data and schema are then not read); empty = train on data"),
     "image": Param(os.environ.get("TFSHIP_IMAGE", chain.DEFAULT_IMAGE), type="string"),
     "gpu_image": Param(os.environ.get("TFSHIP_GPU_IMAGE", chain.DEFAULT_GPU_IMAGE), type="string"),
     "gpu_type": Param(os.environ.get("TFSHIP_GPU_TYPE", chain.DEFAULT_GPU_TYPE), type="string"),
@@ -104,15 +113,18 @@ PLAN_FLAGS = {
     "--checkpoint-every": "checkpoint_every", "--batch-size": "batch_size", "--seed": "seed",
     "--requests": "canary_requests", "--rollout-steps": "rollout_steps",
     "--rollout-interval": "rollout_interval", "--rollout-check-every": "rollout_check_every",
-    "--rollout-apply": "rollout_apply", "--prometheus": "prometheus",
+    "--rollout-apply": "rollout_apply", "--prometheus": "prometheus", "--saved-model": "saved_model",
 }
+# Not passed with `saved_model`: nothing is trained (`tfship run` refuses data with a saved model).
+TRAINING_ONLY = ("data", "schema")
 
 
 def plan_args(params: dict, run_id: str, target: str) -> list[str]:
     """`tfship run --plan-only ...` for this run's params (the first task's command)."""
     args = ["run", "--plan-only", "--run-id", chain.safe_run_id(run_id)]
     for flag, key in PLAN_FLAGS.items():
-        args += [flag, str(params[key])]
+        if not (params["saved_model"] and key in TRAINING_ONLY):
+            args += [flag, str(params[key])]
     if target:
         args += ["--target", target]
     return args
@@ -121,8 +133,9 @@ def plan_args(params: dict, run_id: str, target: str) -> list[str]:
 def next_task(plan_doc: dict, choices: list[str]) -> str:
     """A branch's choice: the first of `choices` that this run executes (`chain.steps_for`).
 
-    After push: canary when a stable version exists, else straight to promote; after the canary:
-    rollout when the run's config turns it on, else promote.
+    After plan: train, unless the run imports a `saved_model` (then export); after push: canary
+    when a stable version exists, else straight to promote; after the canary: rollout when the
+    run's config turns it on, else promote.
     """
     config = chain.ChainConfig.from_mapping(plan_doc["config"])
     names = {s.name for s in chain.steps_for(chain.RunPlan.from_dict(plan_doc["plan"]), config)}
@@ -349,6 +362,9 @@ def tfship_retrain():
 
     for before, after in zip(line, line[1:]):
         tasks[before] >> tasks[after]
+        if chain.STEPS[before].skipped_by:  # train: skipped when the run imports a saved model
+            branch(f"{before}_needed", [before, after]) >> [tasks[before], tasks[after]]
+            getattr(tasks[after], "operator", tasks[after]).trigger_rule = "none_failed_min_one_success"
     previous = tasks[line[-1]]
     for index, name in enumerate(behind_gate):
         # `first_version` before the first step behind the gate, `<step>_enabled` before an optional one.

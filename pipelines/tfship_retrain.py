@@ -1,7 +1,8 @@
 """`tfship-retrain`: the chain of `tfship.chain` as a Kubeflow Pipelines v2 pipeline.
 
-    data (Dataset) -> plan -> train (Model: job, Metrics) -> export (Model) -> validate (Metrics)
-      -> push -> dsl.If first version: promote
+    data (Dataset) -> plan -> dsl.If train: train (Model: job, Metrics) -> export (Model)
+                              dsl.Else (saved_model): export, importing it (Model)
+      -> validate (Metrics; the model dir: dsl.OneOf of the two exports) -> push -> dsl.If first version: promote
                  dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS:
                      dsl.If rollout: rollout (Metrics) -> dsl.If PASS: promote
                      dsl.Else: promote
@@ -20,6 +21,8 @@ waits on it; a retried submit finds the object its first try created (its name i
 The rollout (parameter `rollout_steps`, e.g. "5,25,50,100"; "" = none: the canary PASS promotes)
 moves live traffic to the new version in steps judged from `prometheus` (`tfship rollout --promote`).
 Every task gets the pipeline job id in `TFSHIP_RUN_ID`, so the label history names the run.
+With `saved_model` (a SavedModel trained elsewhere) there is no train task: export imports it
+(`tfship export --saved-model`) and the chain goes on from there.
 
 Compile with `python pipelines/tfship_retrain.py` (writes pipelines/tfship_retrain.yaml, committed;
 tests/test_pipeline.py fails when it is stale).
@@ -29,10 +32,11 @@ tests/test_pipeline.py fails when it is stale).
 import dataclasses
 import os
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 from tfship import chain
 
@@ -53,8 +57,8 @@ def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
     canary_requests: int, serving_target: str, rollout_steps: str, rollout_interval: str,
-    rollout_check_every: str, rollout_apply: str, prometheus: str, run_id: str,
-) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("rollout", bool)]):
+    rollout_check_every: str, rollout_apply: str, prometheus: str, saved_model: str, run_id: str,
+) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("train", bool), ("rollout", bool)]):
     """Decide the version and the run folder from the repository; write the default examples."""
     import json
     from collections import namedtuple
@@ -67,13 +71,13 @@ def plan_op(
         model=model, steps=steps, checkpoint_every=checkpoint_every, batch_size=batch_size,
         seed=seed, canary_requests=canary_requests, rollout_steps=rollout_steps,
         rollout_interval=rollout_interval, rollout_check_every=rollout_check_every,
-        rollout_apply=rollout_apply, prometheus=prometheus,
+        rollout_apply=rollout_apply, prometheus=prometheus, saved_model=saved_model,
     ))
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
     doc = plan_document(config, run_plan, serving_target)
     print(f"plan: version {run_plan.version}, stable {run_plan.stable}, folder {run_plan.run_dir}")
-    return namedtuple("Plan", ["plan", "first_version", "rollout"])(
-        json.dumps(doc), run_plan.first_version, "rollout" in doc["args"])
+    return namedtuple("Plan", ["plan", "first_version", "train", "rollout"])(
+        json.dumps(doc), run_plan.first_version, "train" in doc["args"], "rollout" in doc["args"])
 
 
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
@@ -128,8 +132,9 @@ def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_t
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
-    """Export the job's latest checkpoint as the run's SavedModel version."""
+def export_op(plan: str, saved_model: Output[Model], job: Optional[Input[Model]] = None) -> str:
+    """Export the job's latest checkpoint (or import the run's `saved_model`, with no job) as the
+    run's SavedModel version; returns its directory (validate's and push's input)."""
     import json
 
     from tfship import cli, storage
@@ -143,11 +148,15 @@ def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
     saved_model.metadata.update({"model_dir": model_dir, "version": version})
     with open(saved_model.path, "w") as handle:
         handle.write(json.dumps({"model_dir": model_dir, "version": version}))
+    return model_dir
 
 
+# validate and push take the exported version's directory as a parameter, not export's `Model`
+# artifact: after a train-or-import branch it is a `dsl.OneOf` of the two exports, and kfp.local
+# (2.17) resolves a OneOf of parameters but not of artifacts.
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
-    """Validate the SavedModel against the contract (fails the pipeline on a violation)."""
+def validate_op(plan: str, model_dir: str, report: Output[Metrics]):
+    """Validate the SavedModel at `model_dir` against the contract (fails the pipeline on a violation)."""
     import json
 
     from tfship import cli
@@ -160,8 +169,8 @@ def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def push_op(plan: str, saved_model: Input[Model]) -> int:
-    """Push the version into the repository with the `canary` label."""
+def push_op(plan: str, model_dir: str) -> int:
+    """Push the version at `model_dir` into the repository with the `canary` label."""
     import json
 
     from tfship import cli
@@ -252,6 +261,22 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
     return task
 
 
+def _train_and_export(doc: PipelineChannel, dataset: dsl.PipelineTask,
+                      config: chain.ChainConfig) -> dsl.PipelineTask:
+    """Train (on one GPU, or on `TRAIN_WORKERS` through the engine) and export the job: the export task."""
+    if TRAIN_WORKERS > 1:
+        # This pod only submits the engine's object and waits: CPU placement; the workers get the GPUs.
+        submit = dataclasses.replace(chain.train_step(config), gpu=False, cpu="500m", memory="1Gi")
+        train = _apply(train_workers_op(
+            plan=doc, workers=TRAIN_WORKERS, engine=TRAIN_ENGINE, gpu_image=GPU_IMAGE,
+            gpu_type=config.gpu_type, gpu_count=config.gpu_count, spot=config.spot,
+            queue=config.queue, namespace=NAMESPACE, data=dataset.output,
+        ), submit, config)
+    else:
+        train = _apply(train_op(plan=doc, data=dataset.output), chain.train_step(config), config)
+    return _apply(export_op(plan=doc, job=train.outputs["job"]), chain.STEPS["export"], config)
+
+
 _D = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
 # Compile-time placement: GPU type and count, spot, the Kueue queue (see compile_pipeline()).
 PLACEMENT = dataclasses.replace(_D, queue=GPU_QUEUE, engine=TRAIN_ENGINE)  # checked here
@@ -277,6 +302,7 @@ def tfship_retrain(
     rollout_check_every: str = _D.rollout_check_every,
     rollout_apply: str = _D.rollout_apply,
     prometheus: str = _D.prometheus,
+    saved_model: str = _D.saved_model,
 ):
     config = PLACEMENT
     steps_ = chain.STEPS
@@ -288,24 +314,17 @@ def tfship_retrain(
         batch_size=batch_size, seed=seed, canary_requests=canary_requests,
         serving_target=serving_target, rollout_steps=rollout_steps, rollout_interval=rollout_interval,
         rollout_check_every=rollout_check_every, rollout_apply=rollout_apply, prometheus=prometheus,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        saved_model=saved_model, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
     _apply(plan, chain.Step("plan", cpu="500m", memory="1Gi"), config).set_display_name("plan")
     doc = plan.outputs["plan"]
-    if TRAIN_WORKERS > 1:
-        # This pod only submits the engine's object and waits: CPU placement; the workers get the GPUs.
-        submit = dataclasses.replace(chain.train_step(config), gpu=False, cpu="500m", memory="1Gi")
-        train = _apply(train_workers_op(
-            plan=doc, workers=TRAIN_WORKERS, engine=TRAIN_ENGINE, gpu_image=GPU_IMAGE,
-            gpu_type=config.gpu_type, gpu_count=config.gpu_count, spot=config.spot,
-            queue=config.queue, namespace=NAMESPACE, data=dataset.output,
-        ), submit, config)
-    else:
-        train = _apply(train_op(plan=doc, data=dataset.output), chain.train_step(config), config)
-    export = _apply(export_op(plan=doc, job=train.outputs["job"]), steps_["export"], config)
-    validate = _apply(validate_op(plan=doc, saved_model=export.outputs["saved_model"]),
-                      steps_["validate"], config)
-    push = _apply(push_op(plan=doc, saved_model=export.outputs["saved_model"]), steps_["push"], config)
+    with dsl.If(plan.outputs["train"] == True, name="train"):  # noqa: E712
+        exported = _train_and_export(doc, dataset, config)
+    with dsl.Else(name="saved-model"):  # a model trained elsewhere: export imports it
+        imported = _apply(export_op(plan=doc), steps_["export"], config)
+    model_dir = dsl.OneOf(exported.outputs["Output"], imported.outputs["Output"])
+    validate = _apply(validate_op(plan=doc, model_dir=model_dir), steps_["validate"], config)
+    push = _apply(push_op(plan=doc, model_dir=model_dir), steps_["push"], config)
     push.after(validate)
     with dsl.If(plan.outputs["first_version"] == True, name="first-version"):  # noqa: E712
         _apply(promote_op(plan=doc), steps_["promote"], config).after(push)
