@@ -1,9 +1,11 @@
 """The Airflow adapter: a DAG factory for one model's chain, and one for a folder of models.
 
-    plan -> train -> export -> validate -> push -> first_version? --yes--> promote
-                                                          \\--no--> canary --PASS--> rollout_enabled?
-                                          rollout_enabled? --yes--> rollout --PASS--> promote
-                                                           \\--no--> promote
+    plan -> train_needed? --yes--> train -> export
+                          \\--no (saved_model)--> export
+    export -> validate -> push -> first_version? --yes--> promote
+                                                \\--no--> canary --PASS--> rollout_enabled?
+    rollout_enabled? --yes--> rollout --PASS--> promote
+                     \\--no--> promote
 
 `retrain_dag(project)` builds the DAG of one `tfship.yaml` (a `tfship.project.Project`);
 `retrain_dags(folder)` builds one per `tfship.yaml` in a folder, the usual Airflow pattern for
@@ -31,7 +33,10 @@ which shape the pods when the file is parsed. The `rollout` task (on when `rollo
 "" = the canary PASS promotes at once) moves live traffic to the new version in steps judged from
 `prometheus` (`tfship rollout`); locally it needs `serving_target`, a server Prometheus scrapes,
 and then the canary runs against it too. Every step process gets the DAG run id in
-`TFSHIP_RUN_ID`, so the label history names the run that moved a label. Nothing here touches the
+`TFSHIP_RUN_ID`, so the label history names the run that moved a label. With the param
+`saved_model` (a SavedModel trained elsewhere) the `train_needed` branch skips train and export
+imports that model (`tfship export --saved-model`); it is validated, pushed, canaried and
+promoted like a trained one. Nothing here touches the
 network or imports TensorFlow at parse time.
 """
 
@@ -93,8 +98,9 @@ def plan_args(config: chain.ChainConfig, params: dict, run_id: str, target: str)
 def next_task(plan_doc: dict, choices: list[str]) -> str:
     """A branch's choice: the first of `choices` that this run executes (`chain.steps_for`).
 
-    After push: canary when a stable version exists, else straight to promote; after the canary:
-    rollout when the run's config turns it on, else promote.
+    After plan: train, unless the run imports a `saved_model` (then export); after push: canary
+    when a stable version exists, else straight to promote; after the canary: rollout when the
+    run's config turns it on, else promote.
     """
     config = chain.ChainConfig.from_mapping(plan_doc["config"])
     names = {s.name for s in chain.steps_for(chain.RunPlan.from_dict(plan_doc["plan"]), config)}
@@ -362,6 +368,9 @@ def retrain_dag(config: project.Project | str | os.PathLike, *, mode: str = "kub
 
         for before, after in zip(line, line[1:]):
             tasks[before] >> tasks[after]
+            if chain.STEPS[before].skipped_by:  # train: skipped when the run imports a saved model
+                branch(f"{before}_needed", [before, after]) >> [tasks[before], tasks[after]]
+                getattr(tasks[after], "operator", tasks[after]).trigger_rule = "none_failed_min_one_success"
         previous = tasks[line[-1]]
         for index, name in enumerate(behind_gate):
             # `first_version` before the first step behind the gate, `<step>_enabled` before an optional one.

@@ -87,8 +87,12 @@ class ChainConfig:
     The CLI (`tfship run`), the DAG's params and the pipeline's parameters only build this object.
 
     Args:
-        data: training data (CSV/TFRecord path or glob, local or gs://).
-        schema: the schema YAML (local or gs://).
+        data: training data (CSV/TFRecord path or glob, local or gs://); not read with `saved_model`.
+        schema: the schema YAML (local or gs://); not read with `saved_model`.
+        saved_model: a SavedModel trained elsewhere (a version directory): the run has no train,
+            export imports it once TF Serving's loader loads and runs it (`tfship export
+            --saved-model`), then validate, push, canary and promote as usual; the contract and the
+            examples come from its signatures. "" = train on `data`.
         runs_root: folder that holds one sub-folder per run (local or gs://).
         repo: the TF Serving model repository root (local or gs://), shared by runs.
         name: the model name in the repository (TF Serving rules: no `/`, no `..`).
@@ -163,9 +167,17 @@ class ChainConfig:
     rollout_check_every: str = ""
     prometheus: str = ""
     rollout_apply: str = ""
+    saved_model: str = ""
 
     def __post_init__(self) -> None:
-        for arg in ("data", "schema", "runs_root", "repo"):
+        if not isinstance(self.saved_model, str):
+            raise ConfigError(
+                f"Invalid value for argument `saved_model`. Received: saved_model={self.saved_model!r}. "
+                "Expected the path of a SavedModel version directory, or '' to train on `data`."
+            )
+        # A model trained elsewhere needs no data nor schema (nothing is trained).
+        required = ("runs_root", "repo") if self.saved_model else ("data", "schema", "runs_root", "repo")
+        for arg in required:
             value = getattr(self, arg)
             if not isinstance(value, str) or not value:
                 raise ConfigError(
@@ -401,6 +413,8 @@ class Step:
         after_canary_only: skipped on a first run, when there is no stable version to compare with.
         enabled_by: the `ChainConfig` field that turns this optional step on (runs only when it is
             set); "" = always part of the chain.
+        skipped_by: the `ChainConfig` field that makes this step unnecessary (skipped when it is
+            set: train, when `saved_model` names a model trained elsewhere).
     """
 
     name: str
@@ -414,6 +428,7 @@ class Step:
     uses: str = ""
     after_canary_only: bool = False
     enabled_by: str = ""
+    skipped_by: str = ""
 
     def __post_init__(self) -> None:
         for arg in ("cpu", "memory"):
@@ -437,7 +452,7 @@ class Step:
 
 CHAIN: tuple[Step, ...] = (
     Step("train", gpu=True, retries=3, retry_exit_codes=frozenset({EXIT_PREEMPTED}),
-         cpu="4", memory="16Gi"),
+         cpu="4", memory="16Gi", skipped_by="saved_model"),
     Step("export", cpu="2", memory="8Gi"),
     Step("validate", cacheable=True, cpu="2", memory="8Gi"),
     # 75: another push changed models.config first (ConcurrentUpdateError): re-running is safe.
@@ -469,7 +484,10 @@ def job_steps() -> list[Step]:
 
 
 def enabled(step: Step, config: ChainConfig) -> bool:
-    """Whether `config` turns the optional `step` on (a step without `enabled_by` always is)."""
+    """Whether `config` runs `step`: an optional one only when its `enabled_by` field is set, one
+    that can be skipped only when its `skipped_by` field is not (any other step always runs)."""
+    if step.skipped_by and getattr(config, step.skipped_by):
+        return False
     return not step.enabled_by or bool(getattr(config, step.enabled_by))
 
 
@@ -533,7 +551,9 @@ def step_args(
         ],
         "export": lambda: [
             "export",
-            "--job-dir", plan.job_dir,
+            # A model trained elsewhere is imported (checked with TF Serving's loader), else the
+            # run's job dir is exported.
+            *(["--saved-model", config.saved_model] if config.saved_model else ["--job-dir", plan.job_dir]),
             "--export-dir", plan.export_dir,
             "--version", str(plan.version),
         ],

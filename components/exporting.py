@@ -21,13 +21,14 @@ records are replayed: an export that would not serve never appears.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -150,30 +151,42 @@ def import_saved_model(source: str, export_dir: str, version: int | None = None)
     The `export` of `tfship run --saved-model`: there is no job to export, so the model's own files
     are copied, byte for byte, after the same check as an export's: it loads the way TF Serving
     loads it (a naive Keras 3 `tf.saved_model.save` does not, and is refused with the loader's
-    reason) and replays its own warm-up records, if it has any. Local paths only.
+    reason) and replays its own warm-up records, if it has any. `source` and `export_dir` may be
+    local or gs:// (a gs:// model is downloaded first: the loader reads local files, and the
+    orchestrators' `saved_model` parameter names models in buckets).
 
     Raises:
         ModelError: `source` is not a SavedModel, or TF Serving could not load or warm it up.
-        ConfigError: `version` is taken, or `source` is on gs://.
+        ConfigError: `version` is taken.
     """
     from tfship.savedmodel import read_warmup_requests
 
     started = time.monotonic()
-    if storage.is_gcs(source):
-        raise ConfigError(f"Invalid value for `saved_model`: {source!r}. Expected a local SavedModel "
-                          "directory (copy a gs:// model here first).")
-    records = read_warmup_requests(source) if os.path.isdir(source) else []
-    signatures = _check_serves(source, records, smoke_run=True)
-    version = _free_version(export_dir, version)
-    target = storage.join(export_dir, str(version))
-    staging = _staging_dir(export_dir, version)
-    try:
-        shutil.copytree(source, staging)
-        _finalize(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    metadata = {"source": os.path.abspath(source), "signatures": signatures, "warmup_records": len(records)}
+    with _local_copy(source) as local:
+        records = read_warmup_requests(local) if os.path.isdir(local) else []
+        signatures = _check_serves(local, records, smoke_run=True)
+        version = _free_version(export_dir, version)
+        target = storage.join(export_dir, str(version))
+        staging = _staging_dir(export_dir, version)  # exists already when export_dir is on gs://
+        try:
+            shutil.copytree(local, staging, dirs_exist_ok=True)
+            _finalize(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    origin = source if storage.is_gcs(source) else os.path.abspath(source)
+    metadata = {"source": origin, "signatures": signatures, "warmup_records": len(records)}
     return ExportResult(version, target, signatures, len(records), metadata, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _local_copy(source: str) -> Iterator[str]:
+    """`source` itself when local; a gs:// SavedModel downloaded to a temporary directory, removed after."""
+    if not storage.is_gcs(source):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="tfship-import-") as local:
+        storage.download_tree(source, local)
+        yield local
 
 
 def _free_version(export_dir: str, version: int | None) -> int:

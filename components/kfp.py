@@ -1,6 +1,8 @@
 """The Kubeflow Pipelines adapter: a pipeline factory for one model's chain, and component specs.
 
-    data (Dataset) -> plan -> train (Model: job, Metrics) -> export (Model) -> validate (Metrics)
+    data (Dataset) -> plan -> dsl.If train: train (Model: job, Metrics) -> export (Model)
+                              dsl.Else (saved_model): export, importing it (Model)
+      -> validate (Metrics; the model dir: dsl.OneOf of the two exports)
       -> push -> dsl.If first version: promote
                  dsl.Else: canary (Markdown report, Metrics) -> dsl.If PASS:
                      dsl.If rollout: rollout (Metrics) -> dsl.If PASS: promote
@@ -28,7 +30,9 @@ submit finds the object its first try created (its name is the job id's).
 The rollout (pipeline parameter `rollout_steps`, e.g. "5,25,50,100"; "" = none: the canary PASS
 promotes at once) moves live traffic to the new version in steps judged from `prometheus`
 (`tfship rollout`, docs/rollout.md). Every task gets the pipeline job id in `TFSHIP_RUN_ID`, so
-the label history (`tfship history`) names the pipeline run that moved a label.
+the label history (`tfship history`) names the pipeline run that moved a label. With
+`saved_model` (a SavedModel trained elsewhere) there is no train task: export imports it
+(`tfship export --saved-model`) and the chain goes on from there.
 """
 
 
@@ -37,7 +41,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
@@ -49,8 +53,8 @@ def plan_op(
     data: Input[Dataset], schema: str, contract: str, runs_root: str, repo: str, name: str,
     model: str, steps: int, checkpoint_every: int, batch_size: int, seed: int,
     canary_requests: int, serving_target: str, run_id: str, chain_config: str = "{}",
-    rollout_steps: str = "", prometheus: str = "",
-) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("rollout", bool)]):
+    rollout_steps: str = "", prometheus: str = "", saved_model: str = "",
+) -> NamedTuple("Plan", [("plan", str), ("first_version", bool), ("train", bool), ("rollout", bool)]):
     """Decide the version and the run folder from the repository; write the default examples.
 
     `chain_config` is the rest of the chain's config (JSON of ChainConfig fields: canary traffic,
@@ -66,13 +70,13 @@ def plan_op(
         "data": data.uri, "schema": schema, "contract": contract, "runs_root": runs_root, "repo": repo,
         "name": name, "model": model, "steps": steps, "checkpoint_every": checkpoint_every,
         "batch_size": batch_size, "seed": seed, "canary_requests": canary_requests,
-        "rollout_steps": rollout_steps, "prometheus": prometheus,
+        "rollout_steps": rollout_steps, "prometheus": prometheus, "saved_model": saved_model,
     })
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
     doc = plan_document(config, run_plan, serving_target)
     print(f"plan: version {run_plan.version}, stable {run_plan.stable}, folder {run_plan.run_dir}")
-    return namedtuple("Plan", ["plan", "first_version", "rollout"])(
-        json.dumps(doc), run_plan.first_version, "rollout" in doc["args"])
+    return namedtuple("Plan", ["plan", "first_version", "train", "rollout"])(
+        json.dumps(doc), run_plan.first_version, "train" in doc["args"], "rollout" in doc["args"])
 
 
 def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Output[Metrics]):
@@ -124,8 +128,9 @@ def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_t
             metrics.log_metric(key, float(value))
 
 
-def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
-    """Export the job's latest checkpoint as the run's SavedModel version."""
+def export_op(plan: str, saved_model: Output[Model], job: Optional[Input[Model]] = None) -> str:
+    """Export the job's latest checkpoint (or import the run's `saved_model`, with no job) as the
+    run's SavedModel version; returns its directory (validate's and push's input)."""
     import json
 
     from tfship import cli, storage
@@ -139,10 +144,14 @@ def export_op(plan: str, job: Input[Model], saved_model: Output[Model]):
     saved_model.metadata.update({"model_dir": model_dir, "version": version})
     with open(saved_model.path, "w") as handle:
         handle.write(json.dumps({"model_dir": model_dir, "version": version}))
+    return model_dir
 
 
-def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
-    """Validate the SavedModel against the contract (fails the pipeline on a violation)."""
+# validate and push take the exported version's directory as a parameter, not export's `Model`
+# artifact: after the train-or-import branch it is a `dsl.OneOf` of the two exports, and kfp.local
+# (2.17) resolves a OneOf of parameters but not of artifacts.
+def validate_op(plan: str, model_dir: str, report: Output[Metrics]):
+    """Validate the SavedModel at `model_dir` against the contract (fails the pipeline on a violation)."""
     import json
 
     from tfship import cli
@@ -154,8 +163,8 @@ def validate_op(plan: str, saved_model: Input[Model], report: Output[Metrics]):
         raise RuntimeError(f"tfship validate exited {code}: the model breaks its contract")
 
 
-def push_op(plan: str, saved_model: Input[Model]) -> int:
-    """Push the version into the repository with the `canary` label."""
+def push_op(plan: str, model_dir: str) -> int:
+    """Push the version at `model_dir` into the repository with the `canary` label."""
     import json
 
     from tfship import cli
@@ -237,7 +246,7 @@ _COMPONENT_FUNCTIONS: dict[str, tuple[Callable, bool]] = {
 # Parameters of the pipeline that are ChainConfig fields (the rest of the config is `chain_config`).
 _PIPELINE_FIELDS = ("data", "schema", "contract", "runs_root", "repo", "name", "model", "steps",
                     "checkpoint_every", "batch_size", "seed", "canary_requests", "rollout_steps",
-                    "prometheus")
+                    "prometheus", "saved_model")
 _PLAN_STEP = chain.Step("plan", cpu="500m", memory="1Gi")
 
 
@@ -312,6 +321,7 @@ def retrain_pipeline(config: "project.Project | str | os.PathLike", *, name: str
         serving_target: str = loaded.serving_target,
         rollout_steps: str = ",".join(map(str, base.rollout_steps)),
         prometheus: str = base.prometheus,
+        saved_model: str = base.saved_model,
     ):
         dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset, reimport=False)
         dataset.set_display_name("data")
@@ -320,29 +330,32 @@ def retrain_pipeline(config: "project.Project | str | os.PathLike", *, name: str
             name=name, model=model, steps=steps, checkpoint_every=checkpoint_every,
             batch_size=batch_size, seed=seed, canary_requests=canary_requests,
             serving_target=serving_target, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, chain_config=rest,
-            rollout_steps=rollout_steps, prometheus=prometheus,
+            rollout_steps=rollout_steps, prometheus=prometheus, saved_model=saved_model,
         )
         _apply(plan, _PLAN_STEP, base).set_display_name("plan")
         doc = plan.outputs["plan"]
-        train_step = chain.train_step(base)
-        if base.workers > 1:
-            # This pod only submits the engine's object and waits: CPU placement; the workers get the GPUs.
-            submit = dataclasses.replace(train_step, gpu=False, cpu="500m", memory="1Gi")
-            train = _apply(ops["train_workers_op"](
-                plan=doc, workers=base.workers, engine=base.engine, gpu_image=loaded.gpu_image,
-                gpu_type=base.gpu_type, gpu_count=base.gpu_count, spot=base.spot,
-                queue=base.queue, namespace=loaded.namespace, data=dataset.output,
-            ), submit, base)
-        else:
-            train = _apply(ops["train_op"](plan=doc, data=dataset.output), train_step, base)
 
         def step(name_: str) -> chain.Step:
             return chain.step_for(name_, base)
 
-        export = _apply(ops["export_op"](plan=doc, job=train.outputs["job"]), step("export"), base)
-        validate = _apply(ops["validate_op"](plan=doc, saved_model=export.outputs["saved_model"]),
-                          step("validate"), base)
-        push = _apply(ops["push_op"](plan=doc, saved_model=export.outputs["saved_model"]), step("push"), base)
+        with dsl.If(plan.outputs["train"] == True, name="train"):  # noqa: E712
+            train_step = chain.train_step(base)
+            if base.workers > 1:
+                # This pod only submits the engine's object and waits: CPU placement; the workers get the GPUs.
+                submit = dataclasses.replace(train_step, gpu=False, cpu="500m", memory="1Gi")
+                train = _apply(ops["train_workers_op"](
+                    plan=doc, workers=base.workers, engine=base.engine, gpu_image=loaded.gpu_image,
+                    gpu_type=base.gpu_type, gpu_count=base.gpu_count, spot=base.spot,
+                    queue=base.queue, namespace=loaded.namespace, data=dataset.output,
+                ), submit, base)
+            else:
+                train = _apply(ops["train_op"](plan=doc, data=dataset.output), train_step, base)
+            exported = _apply(ops["export_op"](plan=doc, job=train.outputs["job"]), step("export"), base)
+        with dsl.Else(name="saved-model"):  # a model trained elsewhere: export imports it
+            imported = _apply(ops["export_op"](plan=doc), step("export"), base)
+        model_dir = dsl.OneOf(exported.outputs["Output"], imported.outputs["Output"])
+        validate = _apply(ops["validate_op"](plan=doc, model_dir=model_dir), step("validate"), base)
+        push = _apply(ops["push_op"](plan=doc, model_dir=model_dir), step("push"), base)
         push.after(validate)
         with dsl.If(plan.outputs["first_version"] == True, name="first-version"):  # noqa: E712
             _apply(ops["promote_op"](plan=doc), step("promote"), base).after(push)

@@ -147,13 +147,14 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def plan(config: chain.ChainConfig, run_id: str, saved_model: str = "") -> chain.RunPlan:
+def plan(config: chain.ChainConfig, run_id: str) -> chain.RunPlan:
     """Decide the run's version from the repository and write its default contract and examples.
 
-    With `saved_model` (a model trained elsewhere) they come from its signatures, not from the
-    data and schema. Pure of side effects on the repository: re-planning a run before its push
+    With `config.saved_model` (a model trained elsewhere) they come from its signatures, not from
+    the data and schema. Pure of side effects on the repository: re-planning a run before its push
     decides the same.
     """
+    saved_model = config.saved_model
     versions, stable = repo_state(config.repo, config.name)
     run_plan = chain.plan_run(config, run_id, versions, stable)
     if not config.examples:
@@ -184,11 +185,12 @@ def examples_from_signatures(saved_model: str, rows: int = EXAMPLE_ROWS, seed: i
     """
     import numpy as np
 
+    from tfship.inspect_model import resolve_version_dir
     from tfship.savedmodel import read_signatures
     from tfship.signatures import SERVING_DEFAULT
     from tfship.validate_worker import generate_values
 
-    signatures = read_signatures(saved_model)
+    signatures = read_signatures(resolve_version_dir(saved_model))  # a gs:// model: its graph, mirrored
     if SERVING_DEFAULT not in signatures:
         raise ConfigError(f"SavedModel {saved_model!r} has no {SERVING_DEFAULT!r} signature (it has "
                           f"{sorted(signatures)}): pass --examples with rows of the inputs the canary sends.")
@@ -525,11 +527,11 @@ def _read_metrics(plan_: chain.RunPlan) -> dict[str, Any]:
 
 
 def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_target: str = "",
-              saved_model: str = "", echo: Echo = _print) -> ChainSummary:
+              echo: Echo = _print) -> ChainSummary:
     """Run every step of `chain.CHAIN` for one run; raise `StepFailed` when a step fails.
 
-    With `saved_model` (a SavedModel trained elsewhere) there is no train: export imports that
-    model as the run's version (`tfship export --saved-model`), and the chain goes on from there.
+    With `config.saved_model` (a SavedModel trained elsewhere) there is no train: export imports
+    that model as the run's version (`tfship export --saved-model`), and the chain goes on from there.
     A canary or rollout FAIL is not an exception: the summary says FAIL and nothing is promoted.
     Each step process gets the run id in `TFSHIP_RUN_ID` (`run_env`). A rollout
     (`config.rollout_steps`) needs `serving_target`: a server that `config.prometheus` scrapes.
@@ -541,7 +543,7 @@ def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_t
             f"{config.prometheus} scrapes: pass the serving endpoint it scrapes (--target grpc://host:port); "
             "a local server on free ports is scraped by no Prometheus."
         )
-    run_plan = plan(config, run_id or new_run_id(), saved_model)
+    run_plan = plan(config, run_id or new_run_id())
     env = run_env(run_plan.run_id)
     summary = ChainSummary(run_plan)
     echo(f"tfship run {run_plan.run_id}: version {run_plan.version} of {config.name!r} "
@@ -549,7 +551,7 @@ def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_t
     if run_plan.first_version:
         echo("  no stable version yet: this first version is promoted after validation, "
              "without a canary")
-    steps = [s for s in chain.steps_for(run_plan, config) if not (saved_model and s.name == "train")]
+    steps = chain.steps_for(run_plan, config)
     for index, step in enumerate(steps, 1):
         if step.name == "train":
             step = chain.train_step(config)
@@ -568,9 +570,6 @@ def run_chain(config: chain.ChainConfig, run_id: str | None = None, *, serving_t
         elif step.name == "rollout":
             summary.rollout, result = run_gate(
                 step, chain.step_args("rollout", config, run_plan, target=serving_target), echo=echo, env=env)
-        elif step.name == "export" and saved_model:
-            result = run_step(step, ["export", "--saved-model", saved_model, "--export-dir", run_plan.export_dir,
-                                     "--version", str(run_plan.version)], echo=echo, env=env)
         else:
             result = run_step(step, chain.step_args(step.name, config, run_plan), echo=echo, env=env)
         summary.steps.append(result)

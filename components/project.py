@@ -79,8 +79,8 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
 }
 # ChainConfig fields that hold a local path or gs:// URI: a relative local path is taken from the
 # file's folder.
-_PATH_FIELDS = ("data", "schema", "runs_root", "repo", "contract", "examples", "canary_traffic",
-                "canary_thresholds")
+_PATH_FIELDS = ("data", "schema", "saved_model", "runs_root", "repo", "contract", "examples",
+                "canary_traffic", "canary_thresholds")
 # ChainConfig's required fields that the file may leave out: where they go by default, under the
 # file's folder.
 _DEFAULT_PATHS = {"runs_root": "runs/runs", "repo": "runs/repo"}

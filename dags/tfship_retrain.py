@@ -14,6 +14,7 @@ use dags/tfship_models.py (a DAG per file of a folder) or call `retrain_dag(path
     TFSHIP_TRAIN_WORKERS, TFSHIP_TRAIN_ENGINE (jobset, trainjob, tfjob), TFSHIP_TRAIN_TIMEOUT_S
     TFSHIP_ROLLOUT_STEPS, TFSHIP_PROMETHEUS, TFSHIP_ROLLOUT_APPLY   the progressive rollout after the
                              canary PASS (e.g. 5,25,50,100; "" = promote at once)
+    TFSHIP_SAVED_MODEL       a SavedModel trained elsewhere to ship ("" = train on the data)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ PROJECT = Project(
         engine=_env("TFSHIP_TRAIN_ENGINE", chain.ENGINES[0]),
         rollout_steps=parse_steps(_env("TFSHIP_ROLLOUT_STEPS")) if _env("TFSHIP_ROLLOUT_STEPS") else (),
         prometheus=_env("TFSHIP_PROMETHEUS", ""),
+        saved_model=_env("TFSHIP_SAVED_MODEL", ""),
         rollout_apply=_env("TFSHIP_ROLLOUT_APPLY", ""),
     ),
     schedule=_env("TFSHIP_SCHEDULE", "0 3 * * 1"),

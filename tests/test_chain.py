@@ -115,6 +115,22 @@ def test_rollout_settings_are_checked_when_built():
     assert chain.ChainConfig.from_mapping({**CONFIG.to_dict(), "rollout_steps": ""}) == CONFIG
 
 
+def test_a_saved_model_replaces_train_and_needs_no_data():
+    imported = chain.ChainConfig(data="", schema="", runs_root="gs://b/runs", repo="gs://m/repo",
+                                 saved_model="gs://elsewhere/model/7")
+    run_plan = chain.plan_run(imported, "r1", (1,), 1)
+    assert [s.name for s in chain.steps_for(run_plan, imported)][:2] == ["export", "validate"]
+    assert chain.step_args("export", imported, run_plan) == [
+        "export", "--saved-model", "gs://elsewhere/model/7", "--export-dir", "gs://b/runs/r1/export",
+        "--version", "2"]
+    assert chain.steps_for(run_plan, CONFIG)[0].name == "train"
+    assert "--job-dir" in chain.step_args("export", CONFIG, run_plan)
+    with pytest.raises(ConfigError, match=r"Received: data=''"):  # training needs data
+        chain.ChainConfig(data="", schema="", runs_root="r", repo="m")
+    # A DAG param or pipeline parameter: "" trains.
+    assert chain.ChainConfig.from_mapping({**CONFIG.to_dict(), "saved_model": ""}) == CONFIG
+
+
 def test_retries_only_on_the_documented_exit_codes():
     train = chain.STEPS["train"]
     assert train.is_retryable(143)

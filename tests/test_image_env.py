@@ -35,13 +35,16 @@ import kfp.local
 from kfp import components
 from tfship.demo import write_demo
 
-compiled, root, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+compiled, root, runs, saved_model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 data, schema = write_demo(root + "/data")
 kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=root + "/pipeline-root")
 pipeline = components.load_component_from_file(compiled)
 for _ in range(runs):
     pipeline(data=data, schema=schema, contract=root + "/data/contract.yaml", runs_root=root + "/runs",
              repo=root + "/repo", name="penguins", steps=60, serving_target="")
+# A model trained elsewhere: no train, export imports it (`data` is imported but not read).
+pipeline(data=data, schema=schema, runs_root=root + "/runs", repo=root + "/repo", name="hp",
+         saved_model=saved_model, serving_target="")
 """
 
 
@@ -125,22 +128,26 @@ def test_every_step_cli_starts_in_the_image_env(image_env):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
-def test_the_committed_pipeline_runs_in_the_image_env(image_env, tmp_path):
+def test_the_committed_pipeline_runs_in_the_image_env(image_env, tmp_path, tf_serving_testdata):
     """Every executor of the committed YAML, with kfp.local's own executor input: kfp.local runs each
     command with `python3` replaced by the interpreter that drives it, here the image env's."""
+    saved_model = tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123"
     done = _image_run(image_env, [str(image_env / "bin" / "python"), "-c", DRIVER, str(COMPILED),
-                                  str(tmp_path), "2"], cwd=tmp_path, timeout=600)
+                                  str(tmp_path), "2", str(saved_model)], cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     labels = model_config.version_labels(model_config.read_models_config(str(tmp_path / "repo")),
                                          "penguins")
     assert labels.get("stable") == 2 and labels.get("previous") == 1, labels
+    imported = model_config.version_labels(model_config.read_models_config(str(tmp_path / "repo")), "hp")
+    assert imported.get("stable") == 1, imported  # the saved model, validated, pushed and promoted
     executed = {line.split("'")[1] for line in done.stdout.splitlines() + done.stderr.splitlines()
                 if "Executing task" in line and "'" in line}
     # Both runs together ran every executor of the pipeline once at least (promote after the canary).
-    assert {"plan-op", "train-op", "export-op", "validate-op", "push-op", "canary-op",
+    assert {"plan-op", "train-op", "export-op", "export-op-2", "validate-op", "push-op", "canary-op",
             "promote-op"} <= executed
     runs = list((tmp_path / "runs").iterdir())  # one folder per pipeline job id
-    assert len(runs) == 2
+    assert len(runs) == 3
+    assert sum((run / "job").exists() for run in runs) == 2  # the imported model's run trained nothing
     # Only the second run had a stable version to canary against; its report is there.
     canaried = [run for run in runs if (run / "reports" / "canary" / "report.md").exists()]
     assert len(canaried) == 1

@@ -23,7 +23,7 @@ from tfship.cli import main as tfship_main
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "tfship_retrain.py"
 COMMITTED = ROOT / "pipelines" / "tfship_retrain.yaml"
-TASK_STEP = {"plan-op": "plan", "train-op": "train", "export-op": "export",
+TASK_STEP = {"plan-op": "plan", "train-op": "train", "export-op": "export", "export-op-2": "export",
              "validate-op": "validate", "push-op": "push", "canary-op": "canary",
              "rollout-op": "rollout", "promote-op": "promote", "promote-op-2": "promote",
              "promote-op-3": "promote"}
@@ -146,6 +146,22 @@ def test_promotion_is_gated_on_the_verdict(compiled):
         "schemaTitle"] == "system.Markdown"
     assert components["comp-plan-op"]["inputDefinitions"]["artifacts"]["data"]["artifactType"][
         "schemaTitle"] == "system.Dataset"
+
+
+def test_a_saved_model_skips_train_and_export_imports_it(compiled):
+    spec, _ = compiled
+    assert spec["root"]["inputDefinitions"]["parameters"]["saved_model"]["defaultValue"] == ""  # train
+    train = "inputs.parameter_values['pipelinechannel--plan-op-train'] == true"
+    assert _conditions_around(spec, "train-op") == [train]
+    assert _conditions_around(spec, "export-op") == [train]  # exports the job
+    assert _conditions_around(spec, "export-op-2") == [f"!({train})"]  # imports the saved model
+    tasks = _tasks(spec)
+    assert "job" in tasks["export-op"]["inputs"]["artifacts"]  # train's output
+    assert "job" not in tasks["export-op-2"]["inputs"].get("artifacts", {})
+    # validate and push take whichever export ran.
+    for task in ("validate-op", "push-op"):
+        source = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"]["model_dir"]["taskOutputParameter"]
+        assert source["producerTask"] == "condition-branches-1" and "oneof" in source["outputParameterKey"], task
 
 
 @pytest.mark.parametrize("engine", ["", "trainjob", "tfjob"])  # "": the default, JobSet

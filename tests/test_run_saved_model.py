@@ -46,6 +46,23 @@ def test_import_copies_a_servable_saved_model_unchanged(tmp_path, kind, tf_servi
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["7"]  # no staging left
 
 
+def test_a_saved_model_in_a_bucket_is_planned_and_imported_into_a_bucket(gcs_bucket, tf_serving_testdata):
+    """What the DAG's and the pipeline's pods do with a gs:// `saved_model` (GCS is fake-gcs-server)."""
+    from tfship import storage
+
+    source = tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123"
+    model = f"{gcs_bucket}/elsewhere/hp/123"
+    storage.upload_tree(str(source), model, storage.local_files(str(source)))
+    config = local_runner.chain.ChainConfig(data="", schema="", saved_model=model, runs_root=f"{gcs_bucket}/runs",
+                                            repo=f"{gcs_bucket}/repo", name="hp")
+    run_plan = local_runner.plan(config, "r1")
+    assert "x" in yaml.safe_load(storage.read_text(run_plan.default_contract))["signatures"]["serving_default"]["inputs"]
+    assert len(storage.read_text(run_plan.default_examples).splitlines()) == local_runner.EXAMPLE_ROWS
+    result = import_saved_model(model, run_plan.export_dir, run_plan.version)
+    assert result.metadata["source"] == model
+    assert sorted(storage.list_files(result.path)) == sorted(storage.local_files(str(source)))
+
+
 def test_import_refuses_what_tf_serving_cannot_load_and_writes_nothing(tmp_path):
     naive_keras_module(str(tmp_path / "naive"))
     result = tfship("export", "--saved-model", str(tmp_path / "naive"), "--export-dir", str(tmp_path / "export"))
@@ -59,9 +76,9 @@ def test_import_refuses_what_tf_serving_cannot_load_and_writes_nothing(tmp_path)
 
 def test_contract_and_examples_come_from_the_signatures(tmp_path, tf_serving_testdata):
     model = tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123"
-    config = local_runner.chain.ChainConfig(data=str(model), schema=str(model), runs_root=str(tmp_path / "runs"),
+    config = local_runner.chain.ChainConfig(data="", schema="", saved_model=str(model), runs_root=str(tmp_path / "runs"),
                                             repo=str(tmp_path / "repo"), name="hp")
-    run_plan = local_runner.plan(config, "r1", saved_model=str(model))
+    run_plan = local_runner.plan(config, "r1")
     contract = yaml.safe_load(Path(run_plan.default_contract).read_text())
     assert list(contract["signatures"]) == ["serving_default"]  # the one the examples feed
     assert contract["signatures"]["serving_default"]["inputs"] == {"x": {"dtype": "float32", "shape": [-1, 1]}}
@@ -69,6 +86,20 @@ def test_contract_and_examples_come_from_the_signatures(tmp_path, tf_serving_tes
     assert len(rows) == local_runner.EXAMPLE_ROWS
     assert all(set(row) == {"x"} and len(row["x"]) == 1 and isinstance(row["x"][0], float) for row in rows)
     assert len({row["x"][0] for row in rows}) > 1  # varied inputs, or a canary compares nothing
+
+
+def test_plan_only_names_the_saved_model_and_has_no_train(tmp_path, tf_serving_testdata):
+    """What the DAG's plan pod runs with its `saved_model` param: no train, export imports the model."""
+    model = str(tf_serving_testdata / "saved_model_half_plus_two_cpu" / "00000123")
+    done = tfship("run", "--plan-only", "--run-dir", str(tmp_path), "--run-id", "r1", "--saved-model", model,
+                  "--target", "grpc://127.0.0.1:9")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["config"]["saved_model"] == model and (doc["config"]["data"], doc["config"]["schema"]) == ("", "")
+    assert list(doc["args"]) == ["export", "validate", "push", "canary", "promote"]
+    export = doc["args"]["export"]
+    assert export[export.index("--saved-model") + 1] == model and "--job-dir" not in export
+    assert (tmp_path / "runs" / "r1" / "contract.yaml").exists()  # from the signatures
 
 
 def test_examples_refuse_a_string_input(tmp_path):

@@ -128,9 +128,7 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
                           "or --saved-model.")
     contract = args.contract
     if args.saved_model:
-        # Nothing reads data or schema on this path (the contract and examples come from the
-        # model's signatures); ChainConfig requires both, so they name the model.
-        data = schema = args.saved_model
+        data = schema = ""  # nothing is trained: the contract and examples come from its signatures
     elif args.data:
         data, schema = args.data, args.schema
     elif args.demo == "tabular":
@@ -166,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
         rollout_check_every=args.rollout_check_every,
         rollout_apply=args.rollout_apply,
         prometheus=args.prometheus,
+        saved_model=args.saved_model,
     )
 
 
@@ -185,9 +184,6 @@ def main(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     run_id = chain.safe_run_id(args.run_id) if args.run_id else local_runner.new_run_id()
-    if args.plan_only and args.saved_model:
-        raise ConfigError("Invalid flags: --plan-only with --saved-model is not supported yet (the "
-                          "orchestrators' `saved_model` parameter does not exist yet).")
     if args.plan_only:
         plan = local_runner.plan(config, run_id)
         text = json.dumps(plan_document(config, plan, args.target))
@@ -197,8 +193,7 @@ def main(args: argparse.Namespace) -> int:
                 handle.write(text)
         print(text)
         return 0
-    summary = local_runner.run_chain(config, run_id, serving_target=args.target,
-                                     saved_model=args.saved_model or "")
+    summary = local_runner.run_chain(config, run_id, serving_target=args.target)
     print(local_runner.format_summary(summary), flush=True)
     if args.summary_out:
         storage.write_text(args.summary_out, json.dumps(summary.to_dict(), indent=2))

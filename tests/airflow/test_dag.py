@@ -55,7 +55,8 @@ def test_dag_files_import_without_errors(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
     assert mode in dag.tags
     assert set(dag.params) >= {"data", "schema", "repo", "name", "image", "gpu_type", "runs_root",
-                               "rollout_steps", "rollout_interval", "prometheus"}
+                               "rollout_steps", "rollout_interval", "prometheus", "saved_model"}
+    assert dag.params["saved_model"] == ""  # train, unless a model trained elsewhere is named
     assert dag.params["rollout_steps"] == ""  # no rollout unless asked: the canary PASS promotes
     # Scheduled, and triggered by new data through an Asset.
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["penguins_training_data"]
@@ -100,9 +101,11 @@ def test_bad_engine_or_queue_is_an_import_error(monkeypatch, variable, value, me
 def test_task_graph_is_the_chain(monkeypatch, mode):
     dag = load_dag(monkeypatch, mode)
     jobs = [s.name for s in chain.job_steps()]
-    assert set(dag.task_ids) == {"plan", "first_version", "rollout_enabled", *jobs}
-    # plan -> train -> export -> validate -> push -> first_version -> {canary, promote};
-    # canary -> rollout_enabled -> {rollout -> promote, promote}
+    assert set(dag.task_ids) == {"plan", "train_needed", "first_version", "rollout_enabled", *jobs}
+    # plan -> train_needed -> {train -> export, export} -> validate -> push -> first_version ->
+    # {canary, promote}; canary -> rollout_enabled -> {rollout -> promote, promote}
+    assert dag.get_task("train_needed").downstream_task_ids == {"train", "export"}
+    assert dag.get_task("export").trigger_rule == "none_failed_min_one_success"  # train may be skipped
     line = ["train", "export", "validate", "push", "first_version"]
     for before, after in zip(line, line[1:]):
         assert dag.get_task(before).downstream_task_ids == {after}, before
@@ -125,6 +128,27 @@ def test_branches_choose_the_rollout_only_when_the_run_turns_it_on(plan_doc, rol
     assert module.next_task(with_stable, ["rollout", "promote"]) == "rollout"
     without = {**with_stable, "config": plan_doc["config"]}
     assert module.next_task(without, ["rollout", "promote"]) == "promote"
+    assert module.next_task(plan_doc, ["train", "export"]) == "train"
+    imported = {**plan_doc, "config": {**plan_doc["config"], "saved_model": "/models/keras/1"}}
+    assert module.next_task(imported, ["train", "export"]) == "export"
+
+
+def test_the_plan_task_passes_the_saved_model_param_and_the_run_skips_train(monkeypatch):
+    from tfship.cli import build_parser
+    from tfship.commands.run import config_from_args
+
+    dag = load_dag(monkeypatch, "kubernetes")
+    plan_args = dag.user_defined_macros["tfship_plan_args"]
+    params = {name: dag.params[name] for name in dag.params}
+
+    def chain_of(run_params: dict) -> chain.ChainConfig:
+        return config_from_args(build_parser("run").parse_args(plan_args(run_params, "manual__1", "")))
+
+    trained = chain_of(params)
+    assert trained.saved_model == "" and chain.enabled(chain.STEPS["train"], trained)
+    imported = chain_of({**params, "saved_model": "gs://m/keras/1"})
+    assert imported.saved_model == "gs://m/keras/1"
+    assert not chain.enabled(chain.STEPS["train"], imported)
 
 
 def _plan_doc(work: Path, tfship_cli: str, *extra: str) -> dict:
