@@ -81,6 +81,8 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
 # file's folder.
 _PATH_FIELDS = ("data", "schema", "saved_model", "runs_root", "repo", "contract", "examples",
                 "canary_traffic", "canary_thresholds")
+# ChainConfig's fields that a file with `saved_model` (nothing trained) leaves out.
+_TRAINING_INPUTS = ("data", "schema")
 # ChainConfig's required fields that the file may leave out: where they go by default, under the
 # file's folder.
 _DEFAULT_PATHS = {"runs_root": "runs/runs", "repo": "runs/repo"}
@@ -195,8 +197,11 @@ def json_schema() -> dict[str, Any]:
         elif field.name in _DEFAULT_PATHS:
             schema["default"] = _DEFAULT_PATHS[field.name]
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING \
-            and field.name not in _DEFAULT_PATHS
+            and field.name not in _DEFAULT_PATHS and field.name not in _TRAINING_INPUTS
         place(_field_key(field.name), schema, required)
+    # The training data and schema are required unless the model to ship was trained elsewhere.
+    root["if"] = {"not": {"required": [_field_key("saved_model")[0]]}}
+    root["then"] = {"required": [_field_key(name)[0] for name in _TRAINING_INPUTS]}
     for path, schema, default in _ORCHESTRATOR_KEYS.values():
         place(path, {**schema, "default": default}, required=False)
     # A GPU count the accelerator's nodes cannot have.
@@ -249,11 +254,7 @@ def _describe(error: Any, document: Mapping[str, Any]) -> tuple[str, str]:
 @functools.cache
 def _validator() -> Any:
     """Built once per process: a DAG folder of many model files checks them all with it."""
-    try:
-        import jsonschema
-    except ImportError:
-        raise ConfigError("Checking a tfship.yaml needs jsonschema: pip install 'tfship[canary]' "
-                          "(Airflow's environment has it already).") from None
+    import jsonschema  # a base dependency; imported here so that loading tfship.project stays light
 
     return jsonschema.Draft202012Validator(json_schema())
 
@@ -274,6 +275,8 @@ def _chain_mapping(document: Mapping[str, Any], folder: str) -> dict[str, Any]:
         if field.name in ("tolerations", "rollout_steps"):
             node = tuple(node)
         values[field.name] = node
+    for name in _TRAINING_INPUTS:  # ChainConfig has no default for them; "" with a saved_model
+        values.setdefault(name, "")
     return values
 
 

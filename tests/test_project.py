@@ -78,6 +78,15 @@ def test_every_key_reaches_the_chain_config_and_relative_paths_are_from_the_file
     assert args[args.index("--judge-config") + 1] == str(tmp_path / "judge.yaml")
 
 
+def test_a_model_trained_elsewhere_needs_no_data_or_schema_and_is_found_from_the_file(tmp_path):
+    loaded = project.load_project(str(write(tmp_path, {"saved_model": "models/keras/1", "name": "m"})))
+    assert loaded.chain.saved_model == str(tmp_path / "models" / "keras" / "1")
+    assert (loaded.chain.data, loaded.chain.schema) == ("", "")
+    assert not chain.enabled(chain.STEPS["train"], loaded.chain)
+    with pytest.raises(ConfigError, match=r"tfship.yaml: schema: missing \(a required key\)$"):
+        project.load_project(str(write(tmp_path, {"data": "rows.csv", "name": "m"})))
+
+
 def test_a_minimal_file_gets_chain_config_defaults(tmp_path):
     loaded = project.load_project(str(write(tmp_path, MINIMAL)))
     defaults = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")
@@ -153,8 +162,8 @@ def test_the_console_script_exits_2_on_a_bad_file(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"tfship validate-config: error: {bad}: gpu: unknown key (expected one of canary, contract, data, "
-        "images, input, model, name, placement, repo, rollout, runs_root, schedule, schema, serving, tasks, "
-        "train)"]
+        "images, input, model, name, placement, repo, rollout, runs_root, saved_model, schedule, schema, serving, "
+        "tasks, train)"]
 
 
 @pytest.mark.parametrize(("flags", "message"), [
