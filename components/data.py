@@ -426,7 +426,7 @@ def make_dataset(
         spec = {c: tf.io.FixedLenFeature(list(schema.raw_shape(c)), _parse_dtype(schema.raw_dtype(c))) for c in columns}
         parsed = tf.io.parse_example(serialized, spec)
         typed = {c: v if v.dtype == tf.string else tf.cast(v, tf.float64) for c, v in parsed.items()}
-        return _split_label(typed, schema)
+        return split_label(typed, schema)
 
     parse = parse_csv if files.format == "csv" else parse_examples
     return rows.map(parse, num_parallel_calls=autotune, deterministic=True).prefetch(autotune)
@@ -455,10 +455,10 @@ def _typed(values: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.T
             missing = tf.logical_or(missing, tf.equal(text, na))
         number = tf.strings.to_number(tf.where(missing, "0", text), tf.float64)
         typed[column] = tf.where(missing, tf.constant(math.nan, tf.float64), number)
-    return _split_label(typed, schema)
+    return split_label(typed, schema)
 
 
-def _split_label(typed: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+def split_label(typed: dict[str, tf.Tensor], schema: Schema) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """Features cast to what the preprocessor takes; the label as a class name or a float."""
     import tensorflow as tf
 

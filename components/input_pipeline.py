@@ -109,16 +109,21 @@ def check_element_spec(spec: str, element_spec: Any, schema: Schema) -> None:
     if missing or extra:
         raise ConfigError(f"{where} returns features {sorted(features)}; the schema's are {sorted(schema.features)} "
                           f"(missing {missing}, not in the schema {extra}).")
-    items = [(f"feature {name!r}", features[name], schema.features[name]) for name in schema.features]
-    for what, tensor_spec, dtype in [*items, (f"the label {schema.label!r}", label, schema.label_dtype)]:
+    # Raw values, as tfship's own reader yields them: an image as its encoded bytes and text as a
+    # string (both decoded in the model's graph), a vector as (n,) floats.
+    checks = [(f"feature {name!r}", features[name], schema.raw_dtype(name), schema.raw_shape(name),
+               schema.dtype_of(name)) for name in schema.features]
+    checks.append((f"the label {schema.label!r}", label, schema.label_dtype, (), schema.label_dtype))
+    for what, tensor_spec, dtype, shape, declared in checks:
+        says = dtype if declared == dtype else f"{declared}, given as its raw {dtype}"
         if not isinstance(tensor_spec, tf.TensorSpec):
             raise ConfigError(f"{where} returns {what} as {_describe(tensor_spec)}; expected a {dtype} tensor.")
         if tensor_spec.dtype != tf.as_dtype(dtype):
-            raise ConfigError(f"{where} returns {what} as {tensor_spec.dtype.name}; the schema says {dtype}.")
-        if tensor_spec.shape.rank != 0:
+            raise ConfigError(f"{where} returns {what} as {tensor_spec.dtype.name}; the schema says {says}.")
+        if tensor_spec.shape != tf.TensorShape(shape):
             raise ConfigError(
                 f"{where} returns {what} with shape {tensor_spec.shape}; expected one value per example "
-                "(shape ()): return unbatched examples, tfship batches them."
+                f"(shape {tuple(shape)}): return unbatched examples, tfship batches them."
             )
 
 
@@ -135,7 +140,7 @@ def batches(dataset: tf.data.Dataset, schema: Schema, batch_size: int, split: st
     shuffled and repeated for `train`, features and label cast as the preprocessor takes them."""
     import tensorflow as tf
 
-    from tfship.data import _split_label as split_label  # the cast tfship's own reader applies
+    from tfship.data import split_label  # the cast tfship's own reader applies
 
     if split == "train":
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()

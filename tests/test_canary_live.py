@@ -54,8 +54,12 @@ def test_prometheus_saw_every_request_the_load_sent(live: Any, tmp_path: Path, c
 def test_a_healthy_candidate_passes_on_live_traffic(live: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, report, out = judge(live, "canary", tmp_path, capsys)
     assert (code, report["verdict"]) == (0, "PASS"), out
-    assert {m["name"]: m["classification"] for m in report["metrics"]} == {
-        "error_rate": "PASS", "latency": "PASS", "latency_p99": "PASS", "latency_spread": "PASS"}
+    classified = {m["name"]: m["classification"] for m in report["metrics"]}
+    # The p99 difference rests on the ~4 slowest of ~300 requests per side: on a loaded machine its
+    # interval may straddle the tolerance band (NODATA, "send more requests"). What a healthy
+    # candidate must never get is a HIGH/LOW on any metric.
+    assert classified.pop("latency_p99") in ("PASS", "NODATA"), out
+    assert classified == {"error_rate": "PASS", "latency": "PASS", "latency_spread": "PASS"}
     assert out.startswith("canary PASS")
 
 

@@ -341,3 +341,47 @@ def test_model_functions_get_keras_inputs_for_every_feature_kind() -> None:
     model = build_model("mlp", ctx)  # each kind made dense by ctx.dense: CNN, pooled embedding, ...
     assert model.output.shape == (None, 4)
     assert {layer.name for layer in model.layers} >= {"image_conv_0", "review_embedding", "review_mean"}
+
+
+# ---- a team's own --input on image, text and vector features ------------------------------------
+
+MEDIA_INPUT_MODULE = '''
+import tensorflow as tf
+
+FEATURES = {"image": tf.io.FixedLenFeature([], tf.string), "review": tf.io.FixedLenFeature([], tf.string),
+            "embedding": tf.io.FixedLenFeature([4], tf.float32), "x": tf.io.FixedLenFeature([], tf.float32),
+            "parity": tf.io.FixedLenFeature([], tf.string)}
+
+
+def raw(ctx):
+    """Encoded PNG bytes, the text, the 4-vector: what tfship's own reader yields."""
+    rows = tf.data.TFRecordDataset(list(ctx.files)).map(lambda r: tf.io.parse_single_example(r, FEATURES))
+    return rows.map(lambda row: ({k: row[k] for k in ("image", "review", "embedding", "x")}, row["parity"]))
+
+
+def decoded(ctx):
+    """The image decoded to pixels: not what the serving signature takes."""
+    return raw(ctx).map(lambda f, label: ({**f, "image": tf.io.decode_png(f["image"])}, label))
+'''
+
+
+@pytest.fixture(scope="module")
+def media_input_module(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("team-media")
+    (folder / "team_media.py").write_text(MEDIA_INPUT_MODULE)
+    sys.path.insert(0, str(folder))
+    yield str(folder)
+    sys.path.remove(str(folder))
+
+
+def test_input_function_trains_on_raw_image_text_and_vector_features(mixed_data, media_input_module, tmp_path) -> None:
+    result = tfship.train(*mixed_data, str(tmp_path / "job"), steps=4, checkpoint_every=4, batch_size=8,
+                          hparams=TINY_MODEL, input_fn="team_media:raw")
+    assert result.step == 4 and np.isfinite(result.metrics["heldout_loss"])
+
+
+def test_input_function_with_decoded_images_is_refused_by_name(mixed_data, media_input_module, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^--input 'team_media:decoded' returns feature 'image' as uint8; "
+                                          r"the schema says image, given as its raw string\.$"):
+        tfship.train(*mixed_data, str(tmp_path / "job"), steps=4, batch_size=8, hparams=TINY_MODEL,
+                     input_fn="team_media:decoded")
