@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -172,6 +173,7 @@ class FakeKubernetesApi(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.applied: list[tuple[str, dict, str, dict]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each apply
         super().__init__(("127.0.0.1", 0), _handler(self))
 
 
@@ -208,6 +210,7 @@ def _handler(api: FakeKubernetesApi) -> type[BaseHTTPRequestHandler]:
             split = urllib.parse.urlsplit(self.path)
             body = yaml.safe_load(self.rfile.read(int(self.headers["Content-Length"])))
             api.applied.append((split.path, dict(urllib.parse.parse_qsl(split.query)), self.headers["Content-Type"], body))
+            api.authorizations.append(self.headers.get("Authorization"))
             self._json(body)
 
         def log_message(self, *args: Any) -> None:
@@ -252,6 +255,38 @@ def test_a_kind_the_cluster_lacks_is_named(cluster: Any) -> None:
     with pytest.raises(EndpointError, match=r"--apply inferenceservice: the cluster has no serving\.kserve\.io/v1beta1 "
                                             r"InferenceService \(is its CRD installed\?\)"):
         ClusterApplier(["inferenceservice"], kubeconfig).apply(manifests.render(manifests.SplitTarget("m"), 5))
+
+
+def test_in_a_pod_apply_uses_the_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollout task's pod: no kubeconfig, KUBERNETES_SERVICE_HOST/PORT set by the kubelet, the
+    service account's token and CA mounted. Here the API server (the MOCK, over TLS with a
+    self-signed certificate) and the mount (files in tmp_path) stand in for the cluster's."""
+    from kubernetes.config import incluster_config
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "ca.crt")], check=True, capture_output=True)
+    (tmp_path / "token").write_text("pod-service-account-token")
+    api = FakeKubernetesApi()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "ca.crt", tmp_path / "key.pem")
+    api.socket = context.wrap_socket(api.socket, server_side=True)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.server_address[1]))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config to fall back on
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(tmp_path / "ca.crt"))
+    try:
+        ClusterApplier(["virtualservice"]).apply(manifests.render(manifests.SplitTarget("m", namespace="ml"), 5))
+        assert [path for path, *_ in api.applied] == ["/apis/networking.istio.io/v1/namespaces/ml/virtualservices/m"]
+        assert [header.split(" ", 1) for header in api.authorizations] == [["bearer", "pod-service-account-token"]]
+        monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "no-token"))
+        with pytest.raises(ConfigError, match=r"^--apply in a pod: its service account cannot be used: "):
+            ClusterApplier(["virtualservice"])
+    finally:
+        api.shutdown()
+        api.server_close()
 
 
 def test_an_unreachable_cluster_and_bad_kinds_are_named(tmp_path: Path) -> None:

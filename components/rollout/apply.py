@@ -8,6 +8,7 @@ discovery, so a cluster without the CRD (no Istio, no KServe) is named in one li
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from tfship.errors import ConfigError, EndpointError
 from tfship.rollout.manifests import KINDS
 
 FIELD_MANAGER = "tfship"
+_IN_POD_ENV = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
@@ -26,21 +28,37 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def cluster_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """A Kubernetes API client: from `kubeconfig` (and `context`) when given; else, in a pod (the
+    Airflow and KFP rollout tasks), the pod's service account, as `kubectl` does there; else the
+    default kubeconfig. ConfigError in one line when the chosen credentials cannot be used."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    if kubeconfig is None and context is None and os.environ.get(_IN_POD_ENV):
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except (ConfigException, OSError) as error:
+            raise ConfigError(f"--apply in a pod: its service account cannot be used: {error}") from error
+        return client.ApiClient(configuration)
+    try:
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except (ConfigException, OSError) as error:
+        raise ConfigError(f"--kubeconfig {kubeconfig or '(default)'}: cannot use it: {error}") from error
+
+
 class ClusterApplier:
-    """Server-side applies manifests to the cluster of a kubeconfig (None: the default one)."""
+    """Server-side applies manifests to a cluster (the credentials `cluster_client` picks)."""
 
     def __init__(self, kinds: Sequence[str], kubeconfig: str | None = None, context: str | None = None) -> None:
-        from kubernetes import config, dynamic
-        from kubernetes.config.config_exception import ConfigException
+        from kubernetes import dynamic
         from urllib3.exceptions import HTTPError
 
         self.kinds = tuple(kinds)
+        api = cluster_client(kubeconfig, context)
         try:
-            api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        except (ConfigException, OSError) as error:
-            raise ConfigError(f"--kubeconfig {kubeconfig or '(default)'}: cannot use it: {error}") from error
-        try:
-            self._client = dynamic.DynamicClient(api_client)  # reads the server's version
+            self._client = dynamic.DynamicClient(api)  # reads the server's version
         except HTTPError as error:
             raise EndpointError(f"--apply {','.join(self.kinds)}: the cluster does not answer: {error}") from error
 
