@@ -87,6 +87,7 @@ features:
 TEXT_LANGUAGES = ("cs", "de", "en", "es", "it", "pl", "ru", "sv")
 TEXT_DATA_FILE = "jokes.csv"  # the CSV `write_text_demo` writes (also `tfship init --template text`'s data)
 _IMAGE_FILES = 2  # the digits are split over two TFRecord files, read in parallel
+IMAGE_DATA_GLOB = "digits-*.tfrecord"  # the files `write_image_demo` writes
 
 
 def write_image_demo(directory: str, limit: int | None = None) -> tuple[str, str]:
@@ -115,7 +116,7 @@ def write_image_demo(directory: str, limit: int | None = None) -> tuple[str, str
         writers[index % _IMAGE_FILES].write(example.SerializeToString())
     for writer in writers:
         writer.close()
-    return os.path.join(directory, "digits-*.tfrecord"), _write_schema(directory, IMAGE_SCHEMA)
+    return os.path.join(directory, IMAGE_DATA_GLOB), _write_schema(directory, IMAGE_SCHEMA)
 
 
 def write_text_demo(directory: str) -> tuple[str, str]:

@@ -43,7 +43,7 @@ from tfship.errors import ConcurrentUpdateError, ConfigError, StorageError, Tfsh
 
 PENDING, DONE, FAILED, UNCHANGED = "pending", "done", "failed", "unchanged"
 # Where a run id comes from, first match wins: tfship's own variable (`tfship.chain.RUN_ID_ENV`:
-# the KFP pipeline sets it from `dsl.PIPELINE_JOB_ID_PLACEHOLDER`, the Airflow DAG from its run id,
+# each KFP task sets it from its plan (the pipeline job id), the Airflow DAG from its run id,
 # `tfship run` from its own), then Airflow's task context (set for every task it runs).
 _AIRFLOW_DAG_ENV, _AIRFLOW_RUN_ENV = "AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID"
 _ID_WIDTH = 10  # zero-padded, so a listing sorts in entry order

@@ -29,8 +29,9 @@ submit finds the object its first try created (its name is the job id's).
 
 The rollout (pipeline parameter `rollout_steps`, e.g. "5,25,50,100"; "" = none: the canary PASS
 promotes at once) moves live traffic to the new version in steps judged from `prometheus`
-(`tfship rollout`, docs/rollout.md). Every task gets the pipeline job id in `TFSHIP_RUN_ID`, so
-the label history (`tfship history`) names the pipeline run that moved a label. With
+(`tfship rollout`, docs/rollout.md). The plan task gets the pipeline job id; it is the run id of
+the plan, which every task puts in `TFSHIP_RUN_ID` before its step (`local_runner.run_planned_step`),
+so the label history (`tfship history`) names the pipeline job that moved a label. With
 `saved_model` (a SavedModel trained elsewhere) there is no train task: export imports it
 (`tfship export --saved-model`) and the chain goes on from there.
 """
@@ -83,10 +84,10 @@ def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Outpu
     """Train (resuming the run's job dir after a preemption); log the final metrics."""
     import json
 
-    from tfship import cli, storage
+    from tfship import local_runner, storage
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["train"])
+    code = local_runner.run_planned_step(doc, "train")
     if code != 0:
         raise RuntimeError(f"tfship train exited {code} (143 = preempted: the retry resumes)")
     job_dir = doc["plan"]["run_dir"].rstrip("/") + "/job"
@@ -133,10 +134,10 @@ def export_op(plan: str, saved_model: Output[Model], job: Optional[Input[Model]]
     run's SavedModel version; returns its directory (validate's and push's input)."""
     import json
 
-    from tfship import cli, storage
+    from tfship import local_runner, storage
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["export"])
+    code = local_runner.run_planned_step(doc, "export")
     if code != 0:
         raise RuntimeError(f"tfship export exited {code}")
     version = doc["plan"]["version"]
@@ -154,10 +155,10 @@ def validate_op(plan: str, model_dir: str, report: Output[Metrics]):
     """Validate the SavedModel at `model_dir` against the contract (fails the pipeline on a violation)."""
     import json
 
-    from tfship import cli
+    from tfship import local_runner
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["validate"])
+    code = local_runner.run_planned_step(doc, "validate")
     report.log_metric("passed", float(code == 0))
     if code != 0:
         raise RuntimeError(f"tfship validate exited {code}: the model breaks its contract")
@@ -167,10 +168,10 @@ def push_op(plan: str, model_dir: str) -> int:
     """Push the version at `model_dir` into the repository with the `canary` label."""
     import json
 
-    from tfship import cli
+    from tfship import local_runner
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["push"])
+    code = local_runner.run_planned_step(doc, "push")
     if code != 0:
         raise RuntimeError(f"tfship push exited {code}")
     return int(doc["plan"]["version"])
@@ -192,6 +193,7 @@ def canary_op(plan: str, pushed_version: int, report: Output[Markdown],
     doc = json.loads(plan)
     config = chain.ChainConfig.from_mapping(doc["config"])
     run_plan = chain.RunPlan.from_dict(doc["plan"])
+    os.environ.update(local_runner.run_env(run_plan.run_id))  # the run the label history names
     verdict, _ = local_runner.run_canary(config, run_plan, target=doc["target"])
     metrics.log_metric("pass", float(verdict == chain.PASS))
     found = sorted(glob.glob(os.path.join(run_plan.canary_report_dir, "*.md")))
@@ -209,10 +211,10 @@ def rollout_op(plan: str, metrics: Output[Metrics]) -> str:
     """
     import json
 
-    from tfship import chain, cli
+    from tfship import chain, local_runner
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["rollout"])
+    code = local_runner.run_planned_step(doc, "rollout")
     verdict = chain.verdict_from_exit_code(code)  # 0 PASS, 1 FAIL; anything else fails the task
     metrics.log_metric("pass", float(verdict == chain.PASS))
     return verdict
@@ -222,10 +224,10 @@ def promote_op(plan: str):
     """Move `stable` to the pushed (canary) version."""
     import json
 
-    from tfship import cli
+    from tfship import local_runner
 
     doc = json.loads(plan)
-    code = cli.main(doc["args"]["promote"])
+    code = local_runner.run_planned_step(doc, "promote")
     if code != 0:
         raise RuntimeError(f"tfship promote exited {code}")
 
@@ -275,8 +277,6 @@ def _apply(task: dsl.PipelineTask, step: chain.Step, config: chain.ChainConfig) 
                                       value=toleration.get("value"), effect=toleration["effect"])
         for key, value in place.labels.items():  # the Kueue queue
             kubernetes.add_pod_label(task, label_key=key, label_value=value)
-    # The label history (`tfship.history`) records which pipeline job moved a label.
-    task.set_env_variable(chain.RUN_ID_ENV, dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     task.set_display_name(step.name)
     return task
 

@@ -426,6 +426,20 @@ def run_env(run_id: str) -> dict[str, str]:
     return {chain.RUN_ID_ENV: os.environ.get(chain.RUN_ID_ENV) or run_id}
 
 
+def run_planned_step(doc: dict[str, Any], step: str) -> int:
+    """Run job step `step` of a plan document (`tfship run --plan-only`'s JSON, the KFP plan task's
+    output) in this process, as the CLI would; its exit code.
+
+    The plan's run id goes into this process's environment first, so the label history names the
+    orchestrator run (the KFP plan task received the pipeline job id as a resolved input; a
+    placeholder in a container's env is not resolved by every KFP backend, kubeflow/pipelines#13424).
+    """
+    from tfship import cli
+
+    os.environ.update(run_env(doc["plan"]["run_id"]))
+    return cli.main(doc["args"][step])
+
+
 def run_gate(step: chain.Step, args: Sequence[str], *, echo: Echo = _print,
              env: dict[str, str] | None = None) -> tuple[str, StepResult]:
     """Run a step whose exit code is a verdict (canary, rollout): 0 PASS, 1 FAIL, anything else fails."""

@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -28,8 +27,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from tfship import chain, demo
 from tfship.errors import ConfigError
@@ -65,21 +62,12 @@ def _write_penguins(root: Path) -> None:
 
 
 def _write_digits(root: Path) -> None:
-    """scikit-learn's 8x8 digits (1797 images, shipped inside the package): one column per pixel."""
-    from sklearn.datasets import load_digits
-
+    """The image demo's data (scikit-learn's 8x8 digits as PNG bytes in TFRecord files,
+    `tfship.demo.write_image_demo`): the files stay in data/, the schema moves up beside tfship.yaml."""
     from tfship.local_runner import contract_from_schema
 
-    digits = load_digits()
-    pixels = [f"p{row}{column}" for row in range(8) for column in range(8)]
-    with open(root / "data" / "digits.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*pixels, "digit"])
-        for image, target in zip(digits.data, digits.target):
-            writer.writerow([f"{value:g}" for value in image] + [str(target)])
-    schema = {"task": "classification", "label": "digit", "features": {p: "float32" for p in pixels}}
-    header = "# 8x8 grey-scale digits (scikit-learn), one float column per pixel, row by row.\n"
-    (root / "schema.yaml").write_text(header + yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
+    _, schema = demo.write_image_demo(str(root / "data"))
+    os.replace(schema, root / "schema.yaml")
     (root / "contract.yaml").write_text(contract_from_schema(str(root / "schema.yaml")), encoding="utf-8")
 
 
@@ -95,7 +83,7 @@ def _write_jokes(root: Path) -> None:
 
 TEMPLATES: dict[str, _Template] = {
     "tabular": _Template("penguins.csv", _write_penguins),
-    "image": _Template("digits.csv", _write_digits),
+    "image": _Template(demo.IMAGE_DATA_GLOB, _write_digits),
     "text": _Template(demo.TEXT_DATA_FILE, _write_jokes),
 }
 

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from locks_util import ROOT, pins
 from test_images import IMAGES, _instructions
 
-from tfship import chain, model_config
+from tfship import chain, history, model_config
 
 COMPILED = ROOT / "pipelines" / "tfship_retrain.yaml"
 # Anything that fetches or installs at run time; private GKE GPU pools often have no internet.
@@ -147,6 +147,10 @@ def test_the_committed_pipeline_runs_in_the_image_env(image_env, tmp_path, tf_se
             "promote-op"} <= executed
     runs = list((tmp_path / "runs").iterdir())  # one folder per pipeline job id
     assert len(runs) == 3
+    # Every label move names the pipeline job that made it (the plan's run id, set by each task).
+    moves = history.read_history(str(tmp_path / "repo"), "penguins")
+    assert len(moves) >= 4 and {entry["run_id"] for entry in moves} <= {run.name for run in runs}, moves
+    assert len({entry["run_id"] for entry in moves}) == 2  # two pipeline runs moved penguins' labels
     assert sum((run / "job").exists() for run in runs) == 2  # the imported model's run trained nothing
     # Only the second run had a stable version to canary against; its report is there.
     canaried = [run for run in runs if (run / "reports" / "canary" / "report.md").exists()]

@@ -10,15 +10,18 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 import yaml
 
 from tfship import demo, model_config
 from tfship.cli import main as tfship_main
+from tfship.data import resolve_files
 from tfship.commands.init import TEMPLATE_CHOICES
 from tfship.project import load_project
 from tfship.scaffold import TEMPLATES, init_project
@@ -49,19 +52,24 @@ def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path, capsys):
     assert load_project(str(project / "tfship.yaml")).chain.name == "churn"
 
 
-def test_the_image_template_is_a_valid_project(tmp_path):
-    written = init_project(str(tmp_path / "Digit Reader"), template="image")
+def test_the_image_template_is_a_valid_project_whose_model_tests_pass(tmp_path, capsys):
     root = tmp_path / "Digit Reader"
+    written = init_project(str(root), template="image")
     assert {"tfship.yaml", "digit_reader/model.py", "dags/digit_reader.py", "pipeline.py", "Dockerfile",
-            "Makefile", "README.md", "tests/test_model.py", "data/digits.csv", "schema.yaml",
-            "contract.yaml"} <= set(written)
+            "Makefile", "README.md", "tests/test_model.py", "schema.yaml", "contract.yaml"} <= set(written)
+    assert "data/schema.yaml" not in written  # the demo writer's schema moved up beside tfship.yaml
+    assert tfship_main(["validate-config", "--config", str(root / "tfship.yaml")]) == 0
+    assert "tfship.yaml: OK: model 'digit_reader' (digit_reader.model:build_model)" in capsys.readouterr().out
     config = load_project(str(root / "tfship.yaml")).chain
     assert config.model == "digit_reader.model:build_model"
-    schema = yaml.safe_load((root / "schema.yaml").read_text())
-    assert len(schema["features"]) == 64 and schema["label"] == "digit"
-    rows = (root / "data" / "digits.csv").read_text().splitlines()
-    assert len(rows) == 1 + 1797 and rows[0].split(",")[-1] == "digit"
+    schema = load_schema(str(root / "schema.yaml"))
+    assert schema.image_features == ["image"] and schema.shape_of("image") == (8, 8, 1) and schema.label == "digit"
+    contract = yaml.safe_load((root / "contract.yaml").read_text())
+    assert contract["signatures"]["serving_default"]["inputs"] == {"image": {"dtype": "string", "shape": [-1]}}
+    records = sum(1 for path in resolve_files(config.data).paths for _ in tf.data.TFRecordDataset(path))
+    assert records == 1797  # every digit, PNG-encoded
     assert "$" not in (root / "digit_reader" / "model.py").read_text()  # every placeholder filled
+    assert run_model_tests(root) == "2 passed"
 
 
 def test_the_text_template_is_a_valid_project_whose_model_tests_pass(tmp_path, capsys):
@@ -79,11 +87,17 @@ def test_the_text_template_is_a_valid_project_whose_model_tests_pass(tmp_path, c
     rows = list(csv.DictReader((root / "data" / "jokes.csv").open(encoding="utf-8")))
     assert {row["language"] for row in rows} == set(demo.TEXT_LANGUAGES) and len(rows) > 800
     assert "$" not in (root / "joke_language" / "model.py").read_text()  # every placeholder filled
-    # The project's own model tests, run as its `make test` runs them (this environment's pytest).
+    assert run_model_tests(root) == "2 passed"
+
+
+def run_model_tests(root) -> str:
+    """The project's own model tests, run as its `make test` runs them (this environment's pytest);
+    pytest's count of passed tests, or the output when any failed."""
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(root)}
     tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_model.py", "-q", "-p", "no:cacheprovider"],
                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout[-3000:] + tests.stderr[-2000:]
+    passed = re.search(r"(\d+ passed)", tests.stdout)
+    return passed.group(1) if tests.returncode == 0 and passed else tests.stdout[-3000:] + tests.stderr[-2000:]
 
 
 def test_every_template_is_a_cli_choice():

@@ -107,8 +107,12 @@ def test_spec_follows_the_chain(compiled):
         else:
             assert "accelerator" not in resources, task_name
             assert "retryPolicy" not in task or step.retries, task_name
-        # Every task's history entries name the pipeline job: kfp's job id placeholder, in its env.
-        assert {"name": chain.RUN_ID_ENV, "value": "{{$.pipeline_job_uuid}}"} in container["env"], task_name
+        # No container env placeholder (not every backend resolves one there, kubeflow/pipelines#13424):
+        # the tasks take the run id from the plan (kfp.local shows it: tests/test_image_env.py).
+        assert "pipeline_job" not in json.dumps(container.get("env", [])), task_name
+    # The plan task takes the pipeline job id as an input parameter, which every backend resolves.
+    plan_inputs = tasks["plan-op"]["inputs"]["parameters"]
+    assert plan_inputs["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     # GPU placement through kfp-kubernetes, for train only.
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(k8s) == {"exec-train-op"}
