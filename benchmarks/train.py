@@ -7,8 +7,9 @@ Part `checkpoints` (issue 2), on synthetic tabular rows:
 3. Framework overhead: `tfship train` steps/s vs a bare `model.fit` on the same model, data, batch.
 4. Peak RSS of `tfship train` on N rows vs 10N rows (streaming input: should stay flat).
 
-Part `images` (issue 11), a compute-bound small CNN on synthetic 32x32x3 images
-(`benchmarks/bench_images.py`: its `--input` function reads the images into memory):
+Part `images` (issue 11), a compute-bound small CNN on synthetic 32x32x3 images: encoded PNGs in
+TFRecord files under a `dtype: image` schema feature (`benchmarks/bench_images.py`: its `--input`
+function streams the encoded bytes, which tfship's preprocessor decodes in its tf.data pipeline):
 5. `tfship train --input` images/s vs a bare `model.fit` on the same model and the same tf.data
    batches (tfship's pipeline, built by tfship's own code), target >= 0.95.
 6. Input-bound check: `model.fit` steps/s on that pipeline vs on the same batches cached in memory
@@ -161,7 +162,7 @@ def peak_rss(data: str, schema: str, steps: int) -> float:
 IMAGE_BATCH = 64
 IMAGE_WARMUP = 10  # steps before the clock starts, in every image run
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-IMAGE_FLAGS = {"model": "bench_images:cnn", "input": "bench_images:from_csv"}
+IMAGE_FLAGS = {"model": "bench_images:cnn", "input": "bench_images:from_tfrecord"}
 
 IMAGE_FIT = r"""
 import json, sys, tempfile, time
@@ -172,13 +173,15 @@ from tfship.distribute import cluster_role
 from tfship.models import ModelContext, build_model
 from tfship.preprocessing import Preprocessor, write_vocabularies
 from tfship.schema import load_schema
-data, schema_path, steps, warmup, batch = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+data, schema_path, model_fn, input_fn = sys.argv[1:5]
+steps, warmup, batch = map(int, sys.argv[5:8])
 tf.config.experimental.enable_op_determinism()  # as tfship train runs
-config = training.TrainConfig(data, schema_path, tempfile.mkdtemp(), model="bench_images:cnn",
-                              input_fn="bench_images:from_csv", batch_size=batch, shuffle_buffer=1000)
+config = training.TrainConfig(data, schema_path, tempfile.mkdtemp(), model=model_fn, input_fn=input_fn,
+                              batch_size=batch, shuffle_buffer=1000)
 schema = load_schema(schema_path); files = resolve_files(data); stats = analyze(files, schema, config.holdout_every)
 pre = Preprocessor(schema, stats, write_vocabularies(stats, tempfile.mkdtemp()))
-pipeline = training._training_input(config, files, schema, pre, cluster_role())  # tfship's own batches
+# tfship's own batches: the --input examples shuffled, batched and preprocessed (PNGs decoded)
+pipeline = training._training_input(config, files, schema, pre, cluster_role())
 cached = pipeline.take(warmup).cache().repeat()
 
 class Clock(keras.callbacks.Callback):
@@ -206,8 +209,7 @@ def image_runs(rows: int, steps: int, batch: int = IMAGE_BATCH) -> dict[str, flo
     import bench_images
 
     work = tempfile.mkdtemp(prefix="tfship-bench-images-")
-    data, schema = os.path.join(work, "images.csv"), os.path.join(work, "images.yaml")
-    bench_images.write_csv(data, rows)
+    data, schema = bench_images.write_tfrecords(work, rows), os.path.join(work, "images.yaml")
     with open(schema, "w") as handle:
         handle.write(bench_images.schema_yaml())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [BENCH_DIR, os.environ.get("PYTHONPATH")]))}
@@ -220,8 +222,8 @@ def image_runs(rows: int, steps: int, batch: int = IMAGE_BATCH) -> dict[str, flo
                           shuffle_buffer=1000, **flags),
                 capture_output=True, text=True, check=True, env=env)
             rates[label] = rate_after_warmup(events(done.stderr), from_step=IMAGE_WARMUP)
-    fit = subprocess.run([sys.executable, "-c", IMAGE_FIT, data, schema, str(steps - IMAGE_WARMUP),
-                          str(IMAGE_WARMUP), str(batch)],
+    fit = subprocess.run([sys.executable, "-c", IMAGE_FIT, data, schema, IMAGE_FLAGS["model"], IMAGE_FLAGS["input"],
+                          str(steps - IMAGE_WARMUP), str(IMAGE_WARMUP), str(batch)],
                          capture_output=True, text=True, check=True, env=env)
     measured = json.loads(fit.stdout.strip().splitlines()[-1])
     rates["fit"], rates["fit_cached"] = measured["pipeline"], measured["cached"]

@@ -337,3 +337,30 @@ def test_tfship_compile_names_a_bad_file(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"tfship compile: error: {config}: placement.gpu_count: 3 GPUs: a nvidia-l4 node has 1, 2, 4, 8")
     assert not (tmp_path / "pipeline.yaml").exists()
+
+
+SAVED_MODEL_ONLY = """
+import sys
+import kfp.local
+from tfship.kfp import retrain_pipeline
+
+kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[2])
+retrain_pipeline(sys.argv[1])(serving_target="")
+"""
+
+
+def test_a_tfship_yaml_with_only_a_saved_model_runs_under_kfp_local(tmp_path, tf_serving_testdata):
+    """No data, no schema: the data importer gets an empty URI, plan skips train, export imports."""
+    (tmp_path / "tfship.yaml").write_text(
+        f"name: hp\nsaved_model: {tf_serving_testdata / 'saved_model_half_plus_two_cpu' / '00000123'}\n"
+        "runs_root: runs\nrepo: repo\n")
+    done = subprocess.run([sys.executable, "-c", SAVED_MODEL_ONLY, str(tmp_path / "tfship.yaml"),
+                           str(tmp_path / "pipeline-root")], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    from tfship import history, model_config
+
+    labels = model_config.version_labels(model_config.read_models_config(str(tmp_path / "repo")), "hp")
+    assert labels.get("stable") == 1, labels  # validated, pushed and promoted
+    (run,) = (tmp_path / "runs").iterdir()  # one pipeline job, its id the run's folder
+    assert not (run / "job").exists()  # nothing trained
+    assert {entry["run_id"] for entry in history.read_history(str(tmp_path / "repo"), "hp")} == {run.name}
