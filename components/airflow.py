@@ -270,7 +270,7 @@ def _kubernetes_tasks(loaded: project.Project, train_timeout_s: float):
         if name == "train" and config.workers > 1:
             return train_workers
         step = chain.step_for(name, config)
-        image = "{{ params.gpu_image }}" if step.gpu else "{{ params.image }}"
+        image = chain.image_for(step, "{{ params.image }}", "{{ params.gpu_image }}")
         arguments = f"{{{{ ti.xcom_pull(task_ids='plan')['args']['{name}'] }}}}"
         return pod(step, arguments, image)
 

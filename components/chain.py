@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfship.errors import EXIT_PREEMPTED, ConcurrentUpdateError, ConfigError
+from tfship.tfserving import MODEL_NAME_RE
 from tfship.rollout import DEFAULT_INTERVAL as DEFAULT_ROLLOUT_INTERVAL
 from tfship.rollout import parse_steps as parse_rollout_steps
 
 EXIT_CONCURRENT_UPDATE = ConcurrentUpdateError.exit_code
 
 # TF Serving's model names and labels: letters, digits, underscore (and '-' '.' in names).
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_GPU_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")
 
@@ -184,10 +185,10 @@ class ChainConfig:
                     f"Invalid value for argument `{arg}`. Received: {arg}={value!r}. "
                     "Expected a local path or a gs://bucket/prefix URI."
                 )
-        if not _NAME_RE.match(self.name) or ".." in self.name:
+        if not MODEL_NAME_RE.fullmatch(self.name) or ".." in self.name:
             raise ConfigError(
                 f"Invalid value for argument `name`. Received: name={self.name!r}. Expected letters, "
-                "digits, `_`, `-` or `.` (a TF Serving model name: no `/`, no `..`)."
+                "digits, `_`, `-` or `.`, at most 128 (a TF Serving model name: no `/`, no `..`)."
             )
         for arg in POSITIVE_FIELDS:
             value = getattr(self, arg)
@@ -214,7 +215,7 @@ class ChainConfig:
                 f"Invalid value for argument `input_fn`. Received: input_fn={self.input_fn!r}. "
                 "Expected 'package.module:function' or ''."
             )
-        if not self.gpu_type or not _NAME_RE.match(self.gpu_type):
+        if not self.gpu_type or not _GPU_TYPE_RE.match(self.gpu_type):
             raise ConfigError(
                 f"Invalid value for argument `gpu_type`. Received: gpu_type={self.gpu_type!r}. "
                 "Expected a GKE accelerator name such as 'nvidia-tesla-t4' or 'nvidia-l4'."

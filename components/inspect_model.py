@@ -18,6 +18,7 @@ from tfship import storage
 from tfship.contract import contract_from_signatures
 from tfship.errors import ModelError
 from tfship.savedmodel import SignatureInfo, read_saved_model, signatures_of
+from tfship.tfserving import SERVE_TAG
 
 METADATA_FILE = os.path.join("assets.extra", "tfship_metadata.json")
 
@@ -109,7 +110,7 @@ def read_metadata(version_dir: str) -> dict[str, Any] | None:
         raise ModelError(f"Unreadable export metadata {path}: {error}") from error
 
 
-def contract_yaml(path: str, tag: str = "serve", only: Collection[str] | None = None) -> str:
+def contract_yaml(path: str, tag: str = SERVE_TAG, only: Collection[str] | None = None) -> str:
     """The contract YAML that the model at `path` satisfies now (signatures of tag `tag`).
 
     `only` limits it to those signatures (the rest stay allowed, unchecked).

@@ -29,6 +29,7 @@ from typing import Any
 
 from tfship import chain, native_log, storage
 from tfship.errors import ConfigError, DataError, TfshipError
+from tfship.tfserving import SERVING_DEFAULT
 
 Echo = Callable[[str], None]
 
@@ -302,7 +303,7 @@ def contract_from_schema(schema_uri: str) -> str:
         outputs = {}
     contract = {
         "signatures": {
-            "serving_default": {"inputs": inputs, "outputs": outputs, "allow_extra_outputs": True},
+            SERVING_DEFAULT: {"inputs": inputs, "outputs": outputs, "allow_extra_outputs": True},
         }
     }
     return yaml.safe_dump(contract, sort_keys=False)

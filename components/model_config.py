@@ -29,6 +29,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelConfig, Model
 
 from tfship import storage
 from tfship.errors import ConfigError, LabelError
+from tfship.tfserving import MODEL_NAME_RE
 
 CONFIG_FILE = "models.config"
 PLATFORM = "tensorflow"
@@ -38,9 +39,6 @@ CANARY = "canary"
 PREVIOUS = "previous"
 RESERVED_LABELS = frozenset({PREVIOUS})
 
-# TF Serving reaches a model as /v1/models/<name>: one path segment. Dots and dashes are fine,
-# but not first (hidden directories) and never `..`.
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # TF Serving's own rule for label names.
 _LABEL_RE = re.compile(r"[A-Za-z0-9_]+")
 
@@ -73,7 +71,7 @@ __all__ = [
 
 def check_model_name(name: str) -> str:
     """Return `name` if TF Serving can serve it and it is one safe path segment, else raise."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
+    if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name) or ".." in name:
         raise ConfigError(
             f"Invalid value for argument `name`. Received: name={name!r}. Expected 1-128 characters "
             "from [A-Za-z0-9_.-], starting with a letter or digit, with no '/' and no '..' "

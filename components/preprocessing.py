@@ -23,8 +23,6 @@ from tfship.job import LABEL_VOCABULARY, vocabulary_file_name
 from tfship.media import decode_images, token_ids
 from tfship.schema import Schema
 
-OOV_ID = 0
-
 
 def write_vocabularies(stats: FeatureStats, directory: str) -> dict[str, str]:
     """Write one vocabulary file per categorical feature (and `_label` for the classes); name -> path."""

@@ -16,9 +16,9 @@ import re
 from functools import lru_cache
 
 from tfship.errors import ModelError
+from tfship.tfserving import SERVE_TAG
 
 SAVED_MODEL_PB = "saved_model.pb"
-SERVE_TAG = "serve"
 _SHARD_RE = re.compile(r"variables\.data-(\d{5})-of-(\d{5})")
 
 

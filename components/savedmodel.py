@@ -24,18 +24,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tfship.errors import ModelError, RequestError
+from tfship.tfserving import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, SERVE_TAG
 
 if TYPE_CHECKING:
     import numpy
 
-SERVE_TAG = "serve"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # TF Serving refuses to load a model whose warm-up file holds more records than this.
 MAX_WARMUP_RECORDS = 1000
 
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 @dataclass(frozen=True)

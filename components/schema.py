@@ -114,10 +114,6 @@ class Schema:
         object.__setattr__(self, "label_dtype", label_dtype)
 
     @property
-    def feature_names(self) -> list[str]:
-        return list(self.features)
-
-    @property
     def numeric_features(self) -> list[str]:
         """Features holding one number per example (normalised with the training mean and deviation)."""
         return [n for n, d in self.features.items() if d in NUMERIC_DTYPES and n not in self.options]

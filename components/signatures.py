@@ -28,8 +28,8 @@ from typing import Any
 import tensorflow as tf
 from tfship.savedmodel import CLASSIFY_METHOD, REGRESS_METHOD
 from tfship.schema import graph_name
+from tfship.tfserving import SERVING_DEFAULT
 
-SERVING_DEFAULT = "serving_default"
 EXAMPLE_INPUT = "inputs"  # TF Serving's Classify/Regress feed the signature input with this key
 CLASSIFY_SIGNATURE = "classify"
 REGRESS_SIGNATURE = "regress"

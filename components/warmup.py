@@ -23,7 +23,7 @@ from tfship.savedmodel import (
     SessionModel,
 )
 
-DEFAULT_SIGNATURE = "serving_default"
+from tfship.tfserving import SERVING_DEFAULT as DEFAULT_SIGNATURE
 
 
 def predict_log(signature: str, inputs: dict[str, Any]) -> Any:

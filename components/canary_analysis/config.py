@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from tfship.canary_analysis.judge import JudgeConfig
 from tfship.errors import ConfigError
+from tfship.tfserving import SERVING_DEFAULT
 
 _TARGET = re.compile(r"(grpc|http)://(\[[0-9a-fA-F:]+\]|[^:/\s]+):(\d{1,5})/?")
 
@@ -103,7 +104,7 @@ class CanaryConfig:
     requests: int = 500
     concurrency: int = 8
     deadline_s: float = 10.0
-    signature: str = "serving_default"
+    signature: str = SERVING_DEFAULT
     promote: bool = False
     repo: str = ""
     rollback_on_fail: bool = False

@@ -31,6 +31,7 @@ from tfship.canary_analysis.judge import FAIL, PASS, MetricResult, Verdict, deci
 from tfship.canary_analysis.metrics import Observation
 from tfship.canary_analysis.report import public, write_reports
 from tfship.errors import EXIT_FAILED_CHECK, EXIT_OK, DataError, EndpointError
+from tfship.tfserving import SERVING_DEFAULT
 
 log = logging.getLogger("tfship.canary")
 
@@ -160,7 +161,7 @@ def _traffic_requests(config: CanaryConfig, sender: traffic.GrpcTraffic | traffi
     output_dtypes = traffic.output_dtypes(logged, baseline.signatures)
     problems = [
         f"signature {name!r}: {problem}"
-        for name in sorted({item.signature or "serving_default" for item in logged})
+        for name in sorted({item.signature or SERVING_DEFAULT for item in logged})
         if (problem := _incompatibility(baseline.signatures[name], candidate.signatures.get(name)))
     ]
     # aimed at each side's own signatures (a REST answer is read by them), so prepared only when compatible

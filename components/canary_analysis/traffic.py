@@ -45,6 +45,7 @@ from tfship.canary_analysis.client import AnswerReader, ResolvedModel, RestClien
 from tfship.canary_analysis.config import Target
 from tfship.canary_analysis.metrics import Observation
 from tfship.errors import DataError
+from tfship.tfserving import SERVING_DEFAULT
 
 PREDICT, CLASSIFY, REGRESS = "predict", "classify", "regress"
 _LOG_TYPES = {"predict_log": PREDICT, "classify_log": CLASSIFY, "regress_log": REGRESS}
@@ -191,7 +192,7 @@ def _from_json_lines(path: str, input_dtypes: dict[str, dict[str, int]]) -> Iter
             body = _event_body(line, source)
             if body is None:
                 continue
-            signature = body.get("signature_name") or "serving_default"
+            signature = body.get("signature_name") or SERVING_DEFAULT
             if signature not in input_dtypes:
                 raise DataError(f"{source}: signature {signature!r} is not served. Expected one of {sorted(input_dtypes)}.")
             try:
@@ -236,7 +237,7 @@ def output_dtypes(requests: list[LoggedRequest], signatures: dict[str, Any]) -> 
     """`<signature>/<output>` -> dtype of every answer the traffic asks for (the judge's outputs)."""
     dtypes: dict[str, str] = {}
     for item in requests:
-        signature = item.signature or "serving_default"
+        signature = item.signature or SERVING_DEFAULT
         if item.api == PREDICT:
             info = signatures.get(signature)
             if info is None:
@@ -286,7 +287,7 @@ class GrpcTraffic:
         from tfship.serving.tensors import to_numpy
 
         api, request = prepared
-        signature = request.model_spec.signature_name or "serving_default"
+        signature = request.model_spec.signature_name or SERVING_DEFAULT
         started = time.perf_counter()
         try:
             response = self._calls[api](request, timeout=deadline_s)
@@ -350,7 +351,7 @@ class RestTraffic:
         `model.signatures` give the signature's outputs: a columnar answer names its outputs
         only when there are several.
         """
-        signature = item.signature or "serving_default"
+        signature = item.signature or SERVING_DEFAULT
         body: dict[str, Any] = {"signature_name": signature}
         if item.api == PREDICT:
             from tfship.serving.tensors import to_numpy

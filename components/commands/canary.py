@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tfship.tfserving import SERVING_DEFAULT
+
 if TYPE_CHECKING:
     from tfship.canary_analysis.judge import MetricResult
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=500, help="paired requests to send (default 500)")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once (default 8)")
     parser.add_argument("--deadline", type=float, default=10.0, help="deadline of every request, seconds (default 10)")
-    parser.add_argument("--signature", default="serving_default", help="signature to call (default serving_default)")
+    parser.add_argument("--signature", default=SERVING_DEFAULT, help=f"signature to call (default {SERVING_DEFAULT})")
     parser.add_argument("--promote", action="store_true",
                         help="PASS: move `stable` to the candidate; FAIL: remove the candidate's label (needs --repo)")
     parser.add_argument("--rollback-on-fail", action="store_true",

@@ -26,11 +26,9 @@ from tfship.serving.request_log import example_record, predict_record
 from tfship.serving.servable import Servable
 from tfship.serving.status import ServingStatus, code_name, invalid_argument
 from tfship.serving.tensors import dtype_enum, dtype_string, from_numpy, to_numpy
+from tfship.tfserving import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
+from tfship.tfserving import SERVING_DEFAULT as DEFAULT_SIGNATURE
 
-DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
