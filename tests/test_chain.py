@@ -169,6 +169,9 @@ def test_verdict_from_exit_code():
     [
         ("name", "a/b", r"Received: name='a/b'"),
         ("name", "..", r"no `\.\.`"),
+        # TF Serving's limit, which the chain's own copy of the name rule once lacked: the run went
+        # through train and export and only push refused it.
+        ("name", "m" * 129, r"at most 128"),
         ("steps", 0, r"Received: steps=0. Expected an integer >= 1"),
         ("batch_size", True, r"Received: batch_size=True"),
         ("seed", -1, r"Received: seed=-1. Expected an integer >= 0"),
