@@ -39,6 +39,7 @@ from tfship.errors import EXIT_PREEMPTED, ConcurrentUpdateError, ConfigError
 from tfship.tfserving import MODEL_NAME_RE
 from tfship.rollout import DEFAULT_INTERVAL as DEFAULT_ROLLOUT_INTERVAL
 from tfship.rollout import parse_steps as parse_rollout_steps
+from tfship.text import parse_duration
 
 EXIT_CONCURRENT_UPDATE = ConcurrentUpdateError.exit_code
 
@@ -256,6 +257,11 @@ class ChainConfig:
                     f"(rollout_steps={self.rollout_steps!r}) judges live traffic: expected the URL of the "
                     "Prometheus that scrapes the serving endpoint, e.g. http://prometheus:9090."
                 )
+        # Checked here, not only when the rollout starts: a bad duration in tfship.yaml or a DAG
+        # param is refused before anything trains.
+        parse_duration(self.rollout_interval, "rollout_interval")
+        if self.rollout_check_every:
+            parse_duration(self.rollout_check_every, "rollout_check_every")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ChainConfig:

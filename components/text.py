@@ -8,12 +8,17 @@ line named, instead of a `UnicodeDecodeError` traceback or a header whose first 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import yaml
 
+from tfship.errors import ConfigError
+
 BOM = "\ufeff"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _not_utf8(source: str, line: int, byte: int, offset: int) -> str:
@@ -51,3 +56,14 @@ def parse_yaml(text: str, source: str, error_type: type[Exception]) -> Any:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise error_type(f"{source} is not valid YAML{where}: {problem}.") from None
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds of a Prometheus-style duration ("90s", "10m", "1h"): the one spelling of a duration
+    in tfship's flags and tfship.yaml (`--window`, `--interval`, `--check-every`, `rollout.interval`)."""
+    match = _DURATION.fullmatch(str(text).strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"Invalid value for argument `{flag}`. Received: {text!r}. Expected a duration such as 30s, 10m or 1h."
+        )
+    return float(match.group(1)) * _SECONDS[match.group(2)]

@@ -12,7 +12,8 @@ import pytest
 
 from tfship.canary_analysis import sequential, stats
 from tfship.canary_analysis.judge import FAIL, HIGH, PASS, JudgeConfig, MetricConfig, decide
-from tfship.canary_analysis.live import VersionTraffic, judge_traffic, parse_duration
+from tfship.canary_analysis.live import VersionTraffic, judge_traffic
+from tfship.text import parse_duration
 from tfship.errors import ConfigError
 from tfship.serving.metrics import LATENCY_BUCKETS_S
 

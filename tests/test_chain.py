@@ -179,6 +179,8 @@ def test_verdict_from_exit_code():
         ("gpu_type", "", r"Received: gpu_type=''"),
         ("mixed_precision", "yes", r"Received: mixed_precision='yes'. Expected true or false"),
         ("input_fn", "pipes", r"Received: input_fn='pipes'. Expected 'package.module:function'"),
+        ("rollout_interval", "10 minutes", r"`rollout_interval`. Received: '10 minutes'. Expected a duration"),
+        ("rollout_check_every", "0s", r"`rollout_check_every`. Received: '0s'"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -38,20 +37,6 @@ from tfship.errors import ConfigError, EndpointError
 
 REQUEST_COUNT = "tfship_serving_request_count_total"
 LATENCY_BUCKET = "tfship_serving_request_latency_seconds_bucket"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, flag: str) -> float:
-    """Seconds of a Prometheus-style duration ("90s", "10m", "1h")."""
-    match = _DURATION.fullmatch(str(text).strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(
-            f"Invalid value for argument `{flag}`. Received: {text!r}. Expected a duration such as 30s, 10m or 1h."
-        )
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
 class PrometheusClient:
     """Instant queries against Prometheus' HTTP API (`GET /api/v1/query`)."""
 

@@ -73,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     """`--prometheus`: the live judge over the last `--window` of traffic."""
     from tfship.canary_analysis.judge import load_judge_config
-    from tfship.canary_analysis.live import LiveCanaryConfig, parse_duration, run_live_canary
+    from tfship.canary_analysis.live import LiveCanaryConfig, run_live_canary
+    from tfship.text import parse_duration
 
     config = LiveCanaryConfig(
         target=args.target, name=args.name, prometheus=args.prometheus,

@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     import logging
 
     from tfship.canary_analysis.judge import load_judge_config
-    from tfship.canary_analysis.live import parse_duration
+    from tfship.text import parse_duration
     from tfship.rollout.apply import parse_kinds
     from tfship.rollout.manifests import SplitTarget
     from tfship.rollout.runner import RolloutConfig, parse_steps, run_rollout, summary
