@@ -43,6 +43,7 @@ from typing import Any
 from tfship import chain, storage
 from tfship.errors import ConfigError
 from tfship.text import parse_yaml
+from tfship.tfserving import MODEL_NAME_RE
 
 FILE_NAME = "tfship.yaml"
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship.schema.json")
@@ -117,7 +118,7 @@ _STEP_SETTINGS_SCHEMA: dict[str, Any] = {
 _FIELD_RULES: dict[str, dict[str, Any]] = {
     **{name: {"minimum": 1} for name in chain.POSITIVE_FIELDS},
     **{name: {"minimum": 0} for name in chain.NON_NEGATIVE_FIELDS},
-    "name": {"pattern": chain._NAME_RE.pattern, "not": {"pattern": r"\.\."}},
+    "name": {"pattern": f"^{MODEL_NAME_RE.pattern}$", "not": {"pattern": r"\.\."}},
     "engine": {"enum": list(chain.ENGINES)},
     "queue": {"pattern": r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
     "node_selector": {"additionalProperties": {"type": "string"}},

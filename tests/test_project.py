@@ -78,11 +78,16 @@ def test_every_key_reaches_the_chain_config_and_relative_paths_are_from_the_file
     assert args[args.index("--judge-config") + 1] == str(tmp_path / "judge.yaml")
 
 
-def test_a_model_trained_elsewhere_needs_no_data_or_schema_and_is_found_from_the_file(tmp_path):
-    loaded = project.load_project(str(write(tmp_path, {"saved_model": "models/keras/1", "name": "m"})))
+def test_a_model_trained_elsewhere_needs_no_data_or_schema_and_is_found_from_the_file(tmp_path, capsys):
+    path = write(tmp_path, {"saved_model": "models/keras/1", "name": "m"})
+    loaded = project.load_project(str(path))
     assert loaded.chain.saved_model == str(tmp_path / "models" / "keras" / "1")
     assert (loaded.chain.data, loaded.chain.schema) == ("", "")
     assert not chain.enabled(chain.STEPS["train"], loaded.chain)
+    assert tfship_main(["validate-config", "--config", str(path)]) == 0
+    summary = capsys.readouterr().out
+    assert f"OK: model 'm' imports the SavedModel {tmp_path / 'models' / 'keras' / '1'} (no training)" in summary
+    assert "trains on" not in summary
     with pytest.raises(ConfigError, match=r"tfship.yaml: schema: missing \(a required key\)$"):
         project.load_project(str(write(tmp_path, {"data": "rows.csv", "name": "m"})))
 

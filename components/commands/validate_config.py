@@ -16,7 +16,9 @@ def main(args: argparse.Namespace) -> int:
 
     project = load_project(args.config)
     config = project.chain
-    print(f"{args.config}: OK: model {config.name!r} ({config.model}), repository {config.repo}, "
-          f"DAG/pipeline {project.dag_id}, schedule {project.schedule!r}, train on "
-          f"{config.workers} x {config.gpu_count} {config.gpu_type}{' spot' if config.spot else ''}")
+    source = (f"imports the SavedModel {config.saved_model} (no training)" if config.saved_model else
+              f"({config.model}), trains on {config.workers} x {config.gpu_count} {config.gpu_type}"
+              f"{' spot' if config.spot else ''}")
+    print(f"{args.config}: OK: model {config.name!r} {source}, repository {config.repo}, "
+          f"DAG/pipeline {project.dag_id}, schedule {project.schedule!r}")
     return 0
