@@ -1000,3 +1000,12 @@ def workload_state(body: Mapping[str, Any]) -> str:
         if condition.get("type") == api.failed:
             return "Failed"
     return "Running"
+
+
+def plan_document(config: ChainConfig, plan: RunPlan, target: str) -> dict:
+    """The plan, the serving target ("" = a local server) and the arguments of every job step the
+    config turns on, as the orchestrators read it (`tfship run --plan-only`, the KFP plan task's
+    output, the Airflow plan task's XCom; `tfship.local_runner.run_planned_step` runs one)."""
+    args = {step.name: step_args(step.name, config, plan, target=target) for step in job_steps()
+            if enabled(step, config) and not (step.uses and not target)}
+    return {"plan": plan.to_dict(), "config": config.to_dict(), "target": target, "args": args}

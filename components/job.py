@@ -140,8 +140,7 @@ def load_trained_job(job_dir: str, allow_model_change: bool = False) -> TrainedJ
     )
     if store.restore_latest(partial=True) is None:
         raise ModelError(f"{job_dir} has no readable checkpoint to export.")
-    metrics_uri = storage.join(job_dir, METRICS_FILE)
-    metrics = json.loads(storage.read_text(metrics_uri)) if storage.exists(metrics_uri) else {}
+    metrics = read_metrics(job_dir) if storage.exists(storage.join(job_dir, METRICS_FILE)) else {}
     return TrainedJob(
         job_dir=job_dir,
         schema=schema,
@@ -153,3 +152,14 @@ def load_trained_job(job_dir: str, allow_model_change: bool = False) -> TrainedJ
         fingerprints=job["fingerprints"],
         data=config["data"],
     )
+
+
+def read_metrics(job_dir: str) -> dict[str, Any]:
+    """The final metrics a completed training run wrote (`<job_dir>/metrics.json`)."""
+    return json.loads(storage.read_text(storage.join(job_dir, METRICS_FILE)))
+
+
+def numeric_metrics(job_dir: str) -> dict[str, float]:
+    """`read_metrics` less what is not a number (what a KFP `Metrics` artifact can log)."""
+    return {key: float(value) for key, value in read_metrics(job_dir).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}

@@ -64,7 +64,6 @@ def plan_op(
     from collections import namedtuple
 
     from tfship import chain, local_runner
-    from tfship.commands.run import plan_document
 
     config = chain.ChainConfig.from_mapping({
         **json.loads(chain_config),
@@ -74,7 +73,7 @@ def plan_op(
         "rollout_steps": rollout_steps, "prometheus": prometheus, "saved_model": saved_model,
     })
     run_plan = local_runner.plan(config, chain.safe_run_id(run_id))
-    doc = plan_document(config, run_plan, serving_target)
+    doc = chain.plan_document(config, run_plan, serving_target)
     print(f"plan: version {run_plan.version}, stable {run_plan.stable}, folder {run_plan.run_dir}")
     return namedtuple("Plan", ["plan", "first_version", "train", "rollout"])(
         json.dumps(doc), run_plan.first_version, "train" in doc["args"], "rollout" in doc["args"])
@@ -84,20 +83,19 @@ def train_op(plan: str, data: Input[Dataset], job: Output[Model], metrics: Outpu
     """Train (resuming the run's job dir after a preemption); log the final metrics."""
     import json
 
-    from tfship import local_runner, storage
+    from tfship import chain, local_runner
+    from tfship.job import numeric_metrics
 
     doc = json.loads(plan)
     code = local_runner.run_planned_step(doc, "train")
     if code != 0:
         raise RuntimeError(f"tfship train exited {code} (143 = preempted: the retry resumes)")
-    job_dir = doc["plan"]["run_dir"].rstrip("/") + "/job"
+    job_dir = chain.RunPlan.from_dict(doc["plan"]).job_dir
     job.metadata["job_dir"] = job_dir
     with open(job.path, "w") as handle:
         handle.write(json.dumps({"job_dir": job_dir}))
-    values = json.loads(storage.read_text(storage.join(job_dir, "metrics.json")))
-    for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric_metrics(job_dir).items():
+        metrics.log_metric(key, value)
 
 
 def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_type: str,
@@ -110,7 +108,8 @@ def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_t
     from kubernetes import client
     from kubernetes import config as kube_config
 
-    from tfship import chain, local_runner, storage
+    from tfship import chain, local_runner
+    from tfship.job import numeric_metrics
 
     doc = json.loads(plan)
     config = chain.ChainConfig.from_mapping({
@@ -123,10 +122,8 @@ def train_workers_op(plan: str, workers: int, engine: str, gpu_image: str, gpu_t
     job.metadata["job_dir"] = run_plan.job_dir
     with open(job.path, "w") as handle:
         handle.write(json.dumps({"job_dir": run_plan.job_dir, body["kind"]: body["metadata"]["name"]}))
-    values = json.loads(storage.read_text(storage.join(run_plan.job_dir, "metrics.json")))
-    for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric_metrics(run_plan.job_dir).items():
+        metrics.log_metric(key, value)
 
 
 def export_op(plan: str, saved_model: Output[Model], job: Optional[Input[Model]] = None) -> str:
@@ -134,18 +131,18 @@ def export_op(plan: str, saved_model: Output[Model], job: Optional[Input[Model]]
     run's SavedModel version; returns its directory (validate's and push's input)."""
     import json
 
-    from tfship import local_runner, storage
+    from tfship import chain, local_runner
 
     doc = json.loads(plan)
     code = local_runner.run_planned_step(doc, "export")
     if code != 0:
         raise RuntimeError(f"tfship export exited {code}")
-    version = doc["plan"]["version"]
-    model_dir = storage.join(doc["plan"]["run_dir"], "export", str(version))
-    saved_model.metadata.update({"model_dir": model_dir, "version": version})
+    run_plan = chain.RunPlan.from_dict(doc["plan"])
+    exported = {"model_dir": run_plan.model_dir, "version": run_plan.version}
+    saved_model.metadata.update(exported)
     with open(saved_model.path, "w") as handle:
-        handle.write(json.dumps({"model_dir": model_dir, "version": version}))
-    return model_dir
+        handle.write(json.dumps(exported))
+    return run_plan.model_dir
 
 
 # validate and push take the exported version's directory as a parameter, not export's `Model`

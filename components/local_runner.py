@@ -127,19 +127,10 @@ def repo_state(repo: str, name: str) -> tuple[list[int], int | None]:
     Versions that left models.config (unlabelled, unloaded) still count, and so do versions an
     unfinished push has claimed: a new run must never reuse a number.
     """
-    from tfship import model_config
+    from tfship import model_config, pushing
 
     config = model_config.read_models_config(repo)
-    versions = set(model_config.served_versions(config, name))
-    base = storage.join(repo, name)
-    for path in storage.list_files(base):
-        head = path.split("/", 1)[0]
-        if head.isdigit():  # <version>/saved_model.pb ...
-            versions.add(int(head))
-        elif path.startswith(".tfship/versions/") and path.endswith(".json"):  # push's claims
-            stem = path.rsplit("/", 1)[-1][: -len(".json")]
-            if stem.isdigit():
-                versions.add(int(stem))
+    versions = set(model_config.served_versions(config, name)) | pushing.used_versions(repo, name)
     return sorted(versions), model_config.version_labels(config, name).get("stable")
 
 
@@ -534,9 +525,10 @@ class ChainSummary:
 
 
 def _read_metrics(plan_: chain.RunPlan) -> dict[str, Any]:
-    uri = storage.join(plan_.job_dir, "metrics.json")
+    from tfship.job import read_metrics
+
     try:
-        return json.loads(storage.read_text(uri))
+        return read_metrics(plan_.job_dir)
     except (TfshipError, ValueError):
         return {}
 

@@ -192,6 +192,18 @@ def _claims(base: str) -> dict[int, str]:
     return claims
 
 
+def used_versions(repo: str, name: str) -> set[int]:
+    """Every version number a push of model `name` has taken: the version directories, and the
+    versions an unfinished push has claimed (a new push must never reuse a number)."""
+    base = _base(repo, name)
+    used = {int(d) for d in storage.list_dirs(base) if d.isdigit()}
+    for file in storage.list_files(storage.join(base, META_DIR, "versions")):
+        stem, ext = os.path.splitext(file)
+        if ext == ".json" and stem.isdigit():
+            used.add(int(stem))
+    return used
+
+
 def _hash_model(model_dir: str, files: list[str], gcs: bool, workers: int) -> dict[str, Digest]:
     from concurrent.futures import ThreadPoolExecutor
 

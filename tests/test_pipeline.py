@@ -201,7 +201,6 @@ def _submit(tmp_path: Path, cluster: FakeCluster, **overrides) -> Metrics:
     from kubernetes import client
     from kubernetes import config as kube_config
 
-    from tfship.commands.run import plan_document
 
     from tfship.kfp import components
 
@@ -221,7 +220,7 @@ def _submit(tmp_path: Path, cluster: FakeCluster, **overrides) -> Metrics:
         patch.setattr(client, "CustomObjectsApi", lambda: cluster)
         patch.setattr("time.sleep", lambda _: None)
         train_workers_op.python_func(
-            plan=json.dumps(plan_document(config, run_plan, "")), data=Dataset(uri=config.data),
+            plan=json.dumps(chain.plan_document(config, run_plan, "")), data=Dataset(uri=config.data),
             job=job, metrics=metrics, **settings)
     return metrics
 

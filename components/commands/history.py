@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tfship.commands.push import add_storage_arguments
+from tfship.commands.repository_flags import add_storage_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from tfship import model_config as mc
-    from tfship.commands.push import configure
+    from tfship.commands.repository_flags import configure
     from tfship.history import format_table, read_history
 
     configure(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tfship.commands.push import add_storage_arguments
+from tfship.commands.repository_flags import add_storage_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfship.commands.push import configure
+    from tfship.commands.repository_flags import configure
     from tfship.pushing import promote
 
     configure(args)

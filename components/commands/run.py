@@ -168,17 +168,6 @@ def config_from_args(args: argparse.Namespace) -> chain.ChainConfig:
     )
 
 
-def plan_document(config: chain.ChainConfig, plan: chain.RunPlan, target: str) -> dict:
-    """The plan, the serving target ("" = a local server) and the arguments of every job step the
-    config turns on, as the orchestrators read it."""
-    step_args = {}
-    for step in chain.job_steps():
-        if (step.uses and not target) or not chain.enabled(step, config):
-            continue
-        step_args[step.name] = chain.step_args(step.name, config, plan, target=target)
-    return {"plan": plan.to_dict(), "config": config.to_dict(), "target": target, "args": step_args}
-
-
 def main(args: argparse.Namespace) -> int:
     from tfship import local_runner
 
@@ -186,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     run_id = chain.safe_run_id(args.run_id) if args.run_id else local_runner.new_run_id()
     if args.plan_only:
         plan = local_runner.plan(config, run_id)
-        text = json.dumps(plan_document(config, plan, args.target))
+        text = json.dumps(chain.plan_document(config, plan, args.target))
         if args.plan_out:
             os.makedirs(os.path.dirname(os.path.abspath(args.plan_out)), exist_ok=True)
             with open(args.plan_out, "w") as handle:
