@@ -17,12 +17,12 @@ import pytest
 import tensorflow as tf
 
 import tfship
-from tfship import feeds, local_runner
+from tfship import demo, feeds, local_runner
 from tfship.canary_analysis.examples import as_json_values, fit_examples, read_examples
 from tfship.commands import run as run_command
 from tfship.data import analyze, make_dataset, read_rows, resolve_files
 from tfship.demo import TEXT_LANGUAGES, write_image_demo
-from tfship.errors import EXIT_BAD_INPUT, ConfigError, DataError, SchemaError
+from tfship.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, ConfigError, DataError, SchemaError
 from tfship.job import load_trained_job
 from tfship.models import ModelContext, build_model
 from tfship.savedmodel import load_session_model, read_signatures
@@ -313,6 +313,52 @@ def test_sigkill_then_resume_on_image_data_ends_with_identical_weights(tmp_path)
     start_event = next(json.loads(line) for line in resumed.stderr.splitlines() if '"event": "start"' in line)
     assert start_event["resumed_from"] in (10, 20)
     assert_same_weights(f"{reference}/checkpoints/ckpt-30", f"{job_dir}/checkpoints/ckpt-30")
+
+
+def test_sigterm_on_text_data_checkpoints_exits_143_and_resumes_exactly(tmp_path) -> None:
+    """The SIGTERM test of test_train.py, on the jokes: tokenising in tf.data keeps the preemption
+    checkpoint and the resume exact."""
+    data, schema = demo.write_text_demo(str(tmp_path / "jokes"))
+    flags = {"hparam": "text_embedding_dim=4", "checkpoint_every": 1000}
+    reference = str(tmp_path / "reference")
+    subprocess.run(cli_args(data, schema, reference, **flags), check=True, capture_output=True, timeout=300)
+    job_dir = str(tmp_path / "job")
+    process = start(cli_args(data, schema, job_dir, **flags))
+    wait_for_event(process, lambda e: e.get("event") == "progress" and e["step"] >= 5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == EXIT_PREEMPTED, stderr[-2000:]
+    preempted = next(json.loads(line) for line in stderr.splitlines() if '"event": "preempted"' in line)
+    assert tf.train.latest_checkpoint(f"{job_dir}/checkpoints").endswith(f"ckpt-{preempted['step']}")
+    resumed = subprocess.run(cli_args(data, schema, job_dir, **flags), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_weights(f"{reference}/checkpoints/ckpt-30", f"{job_dir}/checkpoints/ckpt-30")
+
+
+def test_multi_worker_training_on_image_text_and_vector_data(mixed_data, tmp_path) -> None:
+    """Two local worker processes (MultiWorkerMirroredStrategy over gRPC on 127.0.0.1) on PNG images,
+    text and vectors: the chief writes the checkpoints; a resume skips to the input position."""
+    from conftest import free_port
+
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    job_dir = str(tmp_path / "job")
+    model = [arg for key, value in TINY_MODEL.items() for arg in ("--hparam", f"{key}={json.dumps(value)}")]
+
+    def train_on_both(steps: int) -> list[str]:
+        args = [*cli_args(*mixed_data, job_dir, steps=steps, checkpoint_every=4, batch_size=8), *model]
+        workers = [start(args, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+                   for i in range(2)]
+        errors = [worker.communicate(timeout=300)[1] for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
+        return errors
+
+    first = train_on_both(8)
+    start_event = next(json.loads(line) for line in first[0].splitlines() if '"event": "start"' in line)
+    assert (start_event["workers"], start_event["replicas"]) == (2, 2)
+    assert tf.train.latest_checkpoint(f"{job_dir}/checkpoints").endswith("ckpt-8")
+    resumed = train_on_both(12)
+    assert next(json.loads(line) for line in resumed[0].splitlines() if '"event": "start"' in line)["resumed_from"] == 8
+    assert json.loads(Path(job_dir, "metrics.json").read_text())["step"] == 12
 
 
 def test_run_demo_text_writes_the_jokes_and_names_the_model(tmp_path) -> None:
