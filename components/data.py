@@ -62,8 +62,13 @@ class FeatureStats:
         return cls(**mapping)
 
 
-def resolve_files(data: str, cache_dir: str | None = None) -> DataFiles:
-    """Expand `data` (file, directory or glob; local or gs://) into local files of one format."""
+def resolve_files(data: str, cache_dir: str | None = None, schema: Schema | None = None) -> DataFiles:
+    """Expand `data` (file, directory or glob; local or gs://) into local files of one format.
+
+    gs:// files are mirrored into the local cache; with a `schema` that has image features, so are
+    the image files its CSV rows name (relative to each CSV, as for local data), so the tf.data
+    pipeline reads them from local disk like any local CSV's images.
+    """
     storage.check_uri(data, "--data")
     paths = storage.glob(data)
     if not paths:
@@ -77,6 +82,7 @@ def resolve_files(data: str, cache_dir: str | None = None) -> DataFiles:
         )
     if len(formats) > 1:
         raise DataError(f"--data {data!r} mixes CSV and TFRecord files; use one format.")
+    data_format = formats.pop()
     if storage.is_gcs(data):
         cache = cache_dir or storage.local_cache_dir(data, "data")
         local = []
@@ -85,9 +91,29 @@ def resolve_files(data: str, cache_dir: str | None = None) -> DataFiles:
             target = os.path.join(cache, bucket, name)
             if not os.path.exists(target):
                 storage.download_file(uri, target)
+            if data_format == "csv" and schema is not None and schema.image_features:
+                _mirror_csv_images(uri, target, schema.image_features)
             local.append(target)
         paths = local
-    return DataFiles(format=formats.pop(), paths=tuple(paths))
+    return DataFiles(format=data_format, paths=tuple(paths))
+
+
+def _mirror_csv_images(csv_uri: str, local_csv: str, columns: list[str]) -> None:
+    """Download the images the rows of the mirrored CSV `local_csv` name (relative to `csv_uri`'s
+    folder) to the same place relative to the local copy; files already there are kept.
+
+    A cell that names no file, or a row too short for its header, is left to the analysis pass,
+    which names its line and column; an object that does not exist is a StorageError naming it.
+    """
+    with _open_data(local_csv) as handle:
+        reader = _csv_reader(handle, local_csv)
+        header = next(reader, [])
+        positions = [header.index(column) for column in columns if column in header]
+        names = {fields[i] for fields in reader for i in positions if i < len(fields) and fields[i]}
+    folder = os.path.dirname(local_csv)
+    missing = sorted(name for name in names if not os.path.exists(os.path.join(folder, name)))
+    if missing:
+        storage.download_tree(csv_uri.rsplit("/", 1)[0], folder, missing)
 
 
 def _format_of(path: str) -> str | None:

@@ -81,7 +81,7 @@ class TrainedJob:
         """Up to `n` raw held-out rows (feature name -> value), e.g. for warm-up requests."""
         from tfship.data import read_rows, resolve_files
 
-        files = resolve_files(self.data)
+        files = resolve_files(self.data, schema=self.schema)
         job = read_job_file(self.job_dir) or {}
         rows = read_rows(files, self.schema, job["config"]["holdout_every"], "heldout", n)
         return [{k: v for k, v in row.items() if k != self.schema.label} for row in rows]

@@ -232,7 +232,7 @@ def _examples_from_records(data: str, schema, rows: int) -> str:
     from tfship.feeds import json_value
 
     # Every row counts as a training row here: the first rows, as for CSV.
-    records = read_rows(resolve_files(data), schema, holdout_every=2**62, split="train", limit=rows * 4)
+    records = read_rows(resolve_files(data, schema=schema), schema, holdout_every=2**62, split="train", limit=rows * 4)
     lines = []
     for record in records:
         values = [record[name] for name in schema.features]

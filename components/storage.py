@@ -16,6 +16,7 @@ stay inside, refuse those that leave) therefore holds for every tree tfship copi
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fnmatch
 import functools
@@ -170,7 +171,8 @@ def _cause(error: BaseException) -> str:
     if isinstance(error, RetryError) and error.cause is not None:
         error = error.cause
     if isinstance(error, GoogleAPICallError):
-        return f"HTTP {error.code} {error.message}"
+        # The client's message may run over lines (the request, then the response): one line here.
+        return f"HTTP {error.code} {' '.join(str(error.message).split())}"
     text = str(error)
     errno_text = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
     if errno_text:
@@ -412,8 +414,13 @@ def download_file(uri: str, local_path: str) -> None:
     tmp = local.with_name(f".{local.name}.tmp-{uuid.uuid4().hex}")
     try:
         if is_gcs(uri):
+            from google.api_core.exceptions import NotFound
+
             bucket, name = _bucket(uri)
-            bucket.blob(name).download_to_filename(str(tmp), **_call_options(uri))
+            try:
+                bucket.blob(name).download_to_filename(str(tmp), **_call_options(uri))
+            except NotFound:
+                raise StorageError(f"{uri} does not exist. Expected an object there.") from None
         else:
             shutil.copyfile(uri, tmp)
         os.replace(tmp, local)
@@ -461,8 +468,9 @@ def upload_tree(local_dir: str, uri: str, files: list[str] | None = None, worker
 
 
 @_reported
-def download_tree(uri: str, local_dir: str, files: list[str] | None = None) -> None:
-    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`.
+def download_tree(uri: str, local_dir: str, files: list[str] | None = None, workers: int = 8) -> None:
+    """Copy files below `uri` (all, or the relative paths in `files`) to below `local_dir`,
+    `workers` at a time (each file atomically: a reader never sees a half-written one).
 
     GCS object names may hold `..` (`m/1/../../etc/cron.d/x`): a name that would land outside
     `local_dir` is refused, all of them named, before anything is downloaded.
@@ -475,8 +483,9 @@ def download_tree(uri: str, local_dir: str, files: list[str] | None = None) -> N
             f"Refusing to copy {uri}: {', '.join(escaping[:5])} would land outside {local_dir}. Nothing "
             "was copied. Expected names below the directory. Fix: rename or remove those objects."
         )
-    for name in names:
-        download_file(join(uri, name), os.path.join(local_dir, name))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # list() re-raises the first failure (a StorageError naming the object).
+        list(pool.map(lambda name: download_file(join(uri, name), os.path.join(local_dir, name)), names))
 
 
 @_reported

@@ -176,7 +176,7 @@ def _prepare_job(config: TrainConfig, is_chief: bool) -> tuple[Any, Any, Any, di
     if config.input_fn:
         load_input_fn(config.input_fn)  # likewise for an --input that won't import
     model_source = model_source_digest(config.model)
-    files = resolve_files(config.data)
+    files = resolve_files(config.data, schema=schema)
     # Every start validates every row, so bad data fails here, before any checkpoint is touched.
     stats = analyze(files, schema, config.holdout_every)
     existing = job.read_job_file(config.job_dir)

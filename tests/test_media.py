@@ -17,12 +17,12 @@ import pytest
 import tensorflow as tf
 
 import tfship
-from tfship import demo, feeds, local_runner
+from tfship import demo, feeds, local_runner, storage
 from tfship.canary_analysis.examples import as_json_values, fit_examples, read_examples
 from tfship.commands import run as run_command
 from tfship.data import analyze, make_dataset, read_rows, resolve_files
 from tfship.demo import TEXT_LANGUAGES, write_image_demo
-from tfship.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, ConfigError, DataError, SchemaError
+from tfship.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, ConfigError, DataError, SchemaError, StorageError
 from tfship.job import load_trained_job
 from tfship.models import ModelContext, build_model
 from tfship.savedmodel import load_session_model, read_signatures
@@ -256,6 +256,29 @@ def test_images_named_by_a_csv_train_from_paths_relative_to_it(tmp_path) -> None
     schema = load_schema(write(tmp_path / "schema.yaml", IMAGE_SCHEMA))
     batch = next(iter(make_dataset(resolve_files(data), schema, 4, 5, "heldout", 0)))
     assert [bytes(b) for b in batch[0]["image"].numpy()] == [png(images[4]), png(images[9])]
+
+
+def test_images_named_by_a_gcs_csv_are_fetched_beside_its_local_copy(tmp_path, gcs_bucket, monkeypatch) -> None:
+    """gs:// data: the CSV and the images its rows name (relative to it) are mirrored into the local
+    cache, so training reads them as for local data; a missing image object is named."""
+    monkeypatch.setenv("TFSHIP_CACHE", str(tmp_path / "cache"))
+    images, targets = digits(12)
+    lines = ["image,y"]
+    for index, (image, target) in enumerate(zip(images, targets)):
+        storage.write_bytes(f"{gcs_bucket}/digits/img/{index}.png", png(image))
+        lines.append(f"img/{index}.png,{target % 2}")
+    storage.write_text(f"{gcs_bucket}/digits/d.csv", "\n".join(lines) + "\n")
+    schema_path = write(tmp_path / "schema.yaml", IMAGE_SCHEMA)
+    result = tfship.train(f"{gcs_bucket}/digits/*.csv", schema_path, str(tmp_path / "job"), steps=4,
+                          checkpoint_every=4, batch_size=4, hparams={"conv_filters": [4]})
+    assert result.step == 4
+    files = resolve_files(f"{gcs_bucket}/digits/d.csv", schema=load_schema(schema_path))
+    mirrored = Path(files.paths[0]).parent / "img"
+    assert sorted(p.name for p in mirrored.iterdir()) == sorted(f"{i}.png" for i in range(12))
+    assert (mirrored / "3.png").read_bytes() == png(images[3])
+    storage.write_text(f"{gcs_bucket}/gone/d.csv", "image,y\nimg/nowhere.png,1\n")
+    with pytest.raises(StorageError, match=r"gone/img/nowhere\.png"):
+        resolve_files(f"{gcs_bucket}/gone/d.csv", schema=load_schema(schema_path))
 
 
 @pytest.mark.parametrize(
