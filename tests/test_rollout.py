@@ -56,6 +56,69 @@ def test_each_manifest_splits_the_traffic_and_fits_its_schema() -> None:
     assert {m["metadata"]["name"] for m in rendered.values()} == {"my-model"}
 
 
+CRDS = Path(__file__).parent / "data" / "crds"  # published CRD schemas, see SOURCES.md there
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's OpenAPI schema with unknown fields refused, as `kubectl apply --validate=strict`
+    refuses them (the API server would otherwise prune them silently), except where the CRD keeps
+    unknown fields on purpose (`x-kubernetes-preserve-unknown-fields`)."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: strict(value) for key, value in schema.items()}
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        closed["additionalProperties"] = False
+    return closed
+
+
+@pytest.fixture(scope="module")
+def published() -> dict[str, Any]:
+    """kind -> a validator of its published schema, strict, with the fields every object has (the
+    API server adds `apiVersion`, `kind` and `metadata` to every CRD's root; Istio's omit them)."""
+    import gzip
+
+    import jsonschema
+
+    validators = {}
+    for kind in manifests.KINDS:
+        schema = strict(json.loads(gzip.decompress((CRDS / f"{kind}.schema.json.gz").read_bytes())))
+        schema["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                "metadata": {"type": "object"}, **schema["properties"]}
+        validators[kind] = jsonschema.Draft7Validator(schema)
+    return validators
+
+
+@pytest.mark.parametrize("percent", [0, 5, 100])
+@pytest.mark.parametrize("target", [
+    manifests.SplitTarget("m"),
+    manifests.SplitTarget("my_model", namespace="ml", host="models.example.com", baseline_service="tfs-a",
+                          candidate_service="tfs-b", port=8500, gateway="edge", storage_uri="gs://models/my_model/7"),
+], ids=["defaults", "every-option"])
+def test_rendered_manifests_fit_the_published_crd_schemas(published: dict, target: Any, percent: int) -> None:
+    """What the subset in SCHEMAS accepts, the projects' own CRD schemas accept too (the CEL rules
+    some CRDs add, `x-kubernetes-validations`, are the API server's and are not evaluated here)."""
+    for kind, manifest in manifests.render(target, percent).items():
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in published[kind].iter_errors(manifest)]
+        assert not errors, (kind, errors)
+
+
+def test_the_published_schemas_catch_what_a_cluster_would_refuse(published: dict) -> None:
+    """The check above can fail: a misspelled field, a weight out of range, a missing required key."""
+    rendered = manifests.render(manifests.SplitTarget("m"), 5)
+    vs = json.loads(json.dumps(rendered["virtualservice"]))
+    vs["spec"]["http"][0]["route"][0]["wieght"] = vs["spec"]["http"][0]["route"][0].pop("weight")
+    assert any("wieght" in e.message for e in published["virtualservice"].iter_errors(vs))
+    route = json.loads(json.dumps(rendered["httproute"]))
+    route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 2_000_000
+    assert any(list(e.absolute_path)[-1] == "weight" for e in published["httproute"].iter_errors(route))
+    isvc = json.loads(json.dumps(rendered["inferenceservice"]))
+    del isvc["spec"]["predictor"]["model"]["modelFormat"]["name"]
+    assert list(published["inferenceservice"].iter_errors(isvc))
+
+
 @pytest.mark.parametrize("kind, path, value, message", [
     ("httproute", ["spec", "rules", 0, "backendRefs", 0, "weight"], -1, r"spec\.rules\.0\.backendRefs\.0\.weight: -1 is less"),
     ("inferenceservice", ["spec", "predictor", "canaryTrafficPercent"], 101, r"canaryTrafficPercent: 101 is greater"),

@@ -15,7 +15,8 @@ none for Gateway API; for Istio only `cloudcoil-models-istio`, whose models igno
 and pull a Kubernetes client framework; KServe's SDK needs kubernetes>=37, a web server and pandas;
 docs/rollout.md lists what was searched), so `SCHEMAS` holds, written from each project's API
 reference, the part of each CRD's OpenAPI schema that covers the fields tfship writes: types,
-required fields, ranges, and no unknown fields.
+required fields, ranges, and no unknown fields. The tests check the rendered manifests against
+the published CRD schemas themselves (tests/data/crds/).
 """
 
 from __future__ import annotations
