@@ -8,8 +8,10 @@ which pipes the server's log into a buffer nobody drains) with its log in a file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
 import subprocess
 import time
 import urllib.request
@@ -111,3 +113,16 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     from tfship.demo import write_demo
 
     return write_demo(str(tmp_path_factory.mktemp("demo")))
+
+
+@contextlib.contextmanager
+def importable_module(folder: Path, name: str, source: str) -> Iterator[str]:
+    """A team's module `name` written into `folder` and importable in this process while the
+    context lasts (the CLI in a subprocess finds it with PYTHONPATH=folder); yields the folder."""
+    (folder / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    try:
+        yield str(folder)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)

@@ -28,6 +28,7 @@ from tfship.models import ModelContext, build_model
 from tfship.savedmodel import load_session_model, read_signatures
 from tfship.schema import Schema, load_schema
 from tfship.serving import rest_json
+from conftest import importable_module
 from test_train import assert_same_weights, cli_args, start, wait_for_event
 
 
@@ -436,11 +437,8 @@ def decoded(ctx):
 
 @pytest.fixture(scope="module")
 def media_input_module(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("team-media")
-    (folder / "team_media.py").write_text(MEDIA_INPUT_MODULE)
-    sys.path.insert(0, str(folder))
-    yield str(folder)
-    sys.path.remove(str(folder))
+    with importable_module(tmp_path_factory.mktemp("team-media"), "team_media", MEDIA_INPUT_MODULE) as folder:
+        yield folder
 
 
 def test_input_function_trains_on_raw_image_text_and_vector_features(mixed_data, media_input_module, tmp_path) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import importable_module
 from test_train import FLAGS, assert_same_weights, cli_args, start, wait_for_event, weights
 
 import tfship
@@ -181,11 +181,8 @@ def float64_mass(ctx):
 @pytest.fixture(scope="module")
 def team_pipelines(tmp_path_factory) -> str:
     """A team's module (`--input` functions, a model), importable here and (through PYTHONPATH) by the CLI."""
-    directory = tmp_path_factory.mktemp("team")
-    (directory / "team_pipelines.py").write_text(TEAM_PIPELINES)
-    sys.path.insert(0, str(directory))
-    yield str(directory)
-    sys.path.remove(str(directory))
+    with importable_module(tmp_path_factory.mktemp("team"), "team_pipelines", TEAM_PIPELINES) as folder:
+        yield folder
 
 
 def features_spec(**overrides):
