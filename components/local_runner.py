@@ -423,8 +423,9 @@ def run_planned_step(doc: dict[str, Any], step: str) -> int:
     output) in this process, as the CLI would; its exit code.
 
     The plan's run id goes into this process's environment first, so the label history names the
-    orchestrator run (the KFP plan task received the pipeline job id as a resolved input; a
-    placeholder in a container's env is not resolved by every KFP backend, kubeflow/pipelines#13424).
+    orchestrator run: the KFP plan task receives the pipeline job id as an input parameter, the
+    placeholder form KFP's backend resolves since 2.4 (kubeflow/pipelines#11599) and kfp.local
+    resolves; the other tasks take it from the plan instead of a placeholder of their own.
     """
     from tfship import cli
 

@@ -107,10 +107,11 @@ def test_spec_follows_the_chain(compiled):
         else:
             assert "accelerator" not in resources, task_name
             assert "retryPolicy" not in task or step.retries, task_name
-        # No container env placeholder (not every backend resolves one there, kubeflow/pipelines#13424):
-        # the tasks take the run id from the plan (kfp.local shows it: tests/test_image_env.py).
+        # No placeholder of their own in the tasks' env: they take the run id from the plan
+        # (kfp.local shows it: tests/test_image_env.py).
         assert "pipeline_job" not in json.dumps(container.get("env", [])), task_name
-    # The plan task takes the pipeline job id as an input parameter, which every backend resolves.
+    # The plan task takes the pipeline job id as an input parameter (resolved by KFP's backend since
+    # 2.4, kubeflow/pipelines#11599, and by kfp.local).
     plan_inputs = tasks["plan-op"]["inputs"]["parameters"]
     assert plan_inputs["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     # GPU placement through kfp-kubernetes, for train only.
