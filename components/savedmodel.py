@@ -3,7 +3,7 @@
 TF Serving's C++ loader is the session-based SavedModel loader (`tf.compat.v1.saved_model.loader`,
 tag "serve"), the one `saved_model_cli run` also uses. A SavedModel can load in TF2
 (`tf.saved_model.load`) and still fail there: a Keras 3 model saved naively with
-`tf.saved_model.save` is the common case (see ../shared/REFERENCE.md). Everything in tfship that
+`tf.saved_model.save` is the common case (tests/test_savedmodel.py builds one). Everything in tfship that
 needs to know "will this serve?" (validate, serve, export's own check) goes through this module,
 so there is one definition of "loadable".
 

@@ -44,7 +44,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tf_serving_testdata() -> Path:
-    """TF Serving's own test models and expected answers (copied from ../shared/testdata)."""
+    """TF Serving's own test models and expected answers (tests/data/tf_serving, from TF Serving's
+    own test data)."""
     assert TF_SERVING_TESTDATA.is_dir(), TF_SERVING_TESTDATA
     return TF_SERVING_TESTDATA
 

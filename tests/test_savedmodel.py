@@ -131,7 +131,7 @@ def test_keras_export_is_servable_and_matches_keras(tmp_path: Path) -> None:
 
 
 def test_naive_keras_module_loads_but_cannot_run(tmp_path: Path) -> None:
-    """REFERENCE.md's pitfall: TF2 loads it, the session loader finds no variables at run time."""
+    """The known pitfall: TF2 loads it, the session loader finds no variables at run time."""
     import tensorflow as tf
 
     naive_keras_module(str(tmp_path / "1"))
