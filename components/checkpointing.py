@@ -9,7 +9,7 @@ Two checkpoints per step, because they need different writes:
   (`CheckpointOptions(enable_async=True)`), so training goes on while they reach the disk;
 - the input position (the iterator: small) is written synchronously, into `input/`. Saved in
   the same checkpoint as async weights, TensorFlow changes the data order and resume is no
-  longer exact (the kill tests in tests/test_train.py show it); a separate synchronous save keeps
+  longer exact (observed with TensorFlow 2.21); a separate synchronous save keeps
   it exact.
 Restore takes the newest weights checkpoint whose input position of the same step exists.
 
