@@ -63,21 +63,23 @@ def test_dag_files_import_without_errors(monkeypatch, mode):
     assert dag.timetable.timetable.expression == "0 3 * * 1"
 
 
-def test_plan_args_carry_the_train_options(monkeypatch):
+def planned_chain(dag, run_params: dict) -> chain.ChainConfig:
+    """The chain the DAG's plan task would run with these params (its `tfship run` arguments, parsed)."""
     from tfship.cli import build_parser
     from tfship.commands.run import config_from_args
 
-    dag = load_dag(monkeypatch, "kubernetes")
     plan_args = dag.user_defined_macros["tfship_plan_args"]
+    return config_from_args(build_parser("run").parse_args(plan_args(run_params, "manual__1", "")))
+
+
+def test_plan_args_carry_the_train_options(monkeypatch):
+    dag = load_dag(monkeypatch, "kubernetes")
     params = {name: dag.params[name] for name in dag.params}
 
-    def chain_of(run_params: dict) -> chain.ChainConfig:
-        return config_from_args(build_parser("run").parse_args(plan_args(run_params, "r1", "")))
-
-    plain = chain_of(params)
+    plain = planned_chain(dag, params)
     assert (plain.mixed_precision, plain.jit_compile, plain.input_fn) == (False, False, "")
     params.update(mixed_precision=True, jit_compile=True, input_fn="team.pipes:penguins")
-    chosen = chain_of(params)
+    chosen = planned_chain(dag, params)
     assert (chosen.mixed_precision, chosen.jit_compile, chosen.input_fn) == (True, True, "team.pipes:penguins")
 
 
@@ -134,19 +136,12 @@ def test_branches_choose_the_rollout_only_when_the_run_turns_it_on(plan_doc, rol
 
 
 def test_the_plan_task_passes_the_saved_model_param_and_the_run_skips_train(monkeypatch):
-    from tfship.cli import build_parser
-    from tfship.commands.run import config_from_args
-
     dag = load_dag(monkeypatch, "kubernetes")
-    plan_args = dag.user_defined_macros["tfship_plan_args"]
     params = {name: dag.params[name] for name in dag.params}
 
-    def chain_of(run_params: dict) -> chain.ChainConfig:
-        return config_from_args(build_parser("run").parse_args(plan_args(run_params, "manual__1", "")))
-
-    trained = chain_of(params)
+    trained = planned_chain(dag, params)
     assert trained.saved_model == "" and chain.enabled(chain.STEPS["train"], trained)
-    imported = chain_of({**params, "saved_model": "gs://m/keras/1"})
+    imported = planned_chain(dag, {**params, "saved_model": "gs://m/keras/1"})
     assert imported.saved_model == "gs://m/keras/1"
     assert not chain.enabled(chain.STEPS["train"], imported)
 
