@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -304,30 +305,24 @@ def task_states(env: dict) -> dict[str, dict[str, str]]:
     return runs
 
 
-def stable_version(python: str, repo: Path, name: str) -> int | None:
-    done = subprocess.run(
-        [python, "-c",
-         "import sys; from tfship import model_config as mc; "
-         "print(mc.version_labels(mc.read_models_config(sys.argv[1]), sys.argv[2]).get('stable'))",
-         str(repo), name],
-        capture_output=True, text=True, timeout=60,
-    )
+def in_python(python: str, code: str, *args: str) -> Any:
+    """The JSON value that `code` prints when `python` (another environment's) runs it with `args`."""
+    done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    value = done.stdout.strip()
-    return None if value == "None" else int(value)
+    return json.loads(done.stdout)
+
+
+def stable_version(python: str, repo: Path, name: str) -> int | None:
+    return in_python(python, "import sys, json; from tfship import model_config as mc; print(json.dumps("
+                             "mc.version_labels(mc.read_models_config(sys.argv[1]), sys.argv[2]).get('stable')))",
+                     str(repo), name)
 
 
 def history_run_ids(python: str, repo: Path, name: str) -> list[str]:
     """The run id of every entry of the model's label history."""
-    done = subprocess.run(
-        [python, "-c",
-         "import sys, json; from tfship.history import read_history; "
-         "print(json.dumps([e['run_id'] for e in read_history(sys.argv[1], sys.argv[2])]))",
-         str(repo), name],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return in_python(python, "import sys, json; from tfship.history import read_history; "
+                             "print(json.dumps([e['run_id'] for e in read_history(sys.argv[1], sys.argv[2])]))",
+                     str(repo), name)
 
 
 @pytest.mark.slow
