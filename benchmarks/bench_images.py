@@ -60,7 +60,7 @@ def from_tfrecord(ctx: Any) -> Any:
     file, each example's image as its encoded PNG bytes (tfship decodes them) and its label."""
     import tensorflow as tf
 
-    from tfship.data import is_heldout
+    from tfship.steps.train.data import is_heldout
 
     spec = {IMAGE: tf.io.FixedLenFeature([], tf.string), LABEL: tf.io.FixedLenFeature([], tf.string)}
     heldout = ctx.split == "heldout"

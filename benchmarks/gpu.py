@@ -94,7 +94,7 @@ def measure_checkpoint(config: dict) -> dict:
     import keras
     import tensorflow as tf
 
-    from tfship.checkpointing import CheckpointStore, variables_of
+    from tfship.steps.train.checkpointing import CheckpointStore, variables_of
 
     model = _mlp(BIG)
     optimizer = keras.optimizers.Adam()

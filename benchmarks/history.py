@@ -23,7 +23,7 @@ from pathlib import Path
 from push import emulated_gcs  # benchmarks/push.py, beside this script
 
 from tfship import history
-from tfship import model_config as mc
+from tfship import models_config as mc
 
 
 def serving_two_versions(repo: str) -> None:

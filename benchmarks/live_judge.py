@@ -1,6 +1,6 @@
 """Time for the live judge to reach a verdict: sequential analysis (mSPRT) vs a fixed window.
 
-The real stack of tests/test_canary_live.py: `tfship serve` (its own process) with injected faults,
+The real stack of tests/canary/test_canary_live.py: `tfship serve` (its own process) with injected faults,
 Debian's Prometheus scraping it every second, a bounded load generator (`--rate` requests/s per
 sender, two senders per version). Every candidate is judged twice on the same traffic, in parallel:
 a rollout step with sequential looks every second (`judge_step`, stops as soon as the evidence is
@@ -39,9 +39,9 @@ def main() -> int:
     from live_util import Load, prometheus, tfship_serve
     from test_canary_e2e import make_repo
 
-    from tfship.canary_analysis.live import PrometheusClient
-    from tfship.rollout.manifests import SplitTarget
-    from tfship.rollout.runner import RolloutConfig, judge_step
+    from tfship.steps.canary.live import PrometheusClient
+    from tfship.steps.rollout.manifests import SplitTarget
+    from tfship.steps.rollout.runner import RolloutConfig, judge_step
 
     root = Path(tempfile.mkdtemp(prefix="tfship-bench-live-"))
     repo = make_repo(root / "repo", ROOT / "tests" / "data" / "tf_serving")

@@ -19,12 +19,12 @@ import tempfile
 import time
 
 import tfship
-from tfship.data import analyze, resolve_files
+from tfship.steps.train.data import analyze, resolve_files
 from tfship.demo import write_image_demo, write_text_demo
-from tfship.preprocessing import Preprocessor, write_vocabularies
+from tfship.steps.train.preprocessing import Preprocessor, write_vocabularies
 from tfship.schema import load_schema
-from tfship.training import TrainConfig, _training_input
-from tfship.distribute import cluster_role
+from tfship.steps.train.step import TrainConfig, _training_input
+from tfship.steps.train.distribute import cluster_role
 
 BATCH = 64
 

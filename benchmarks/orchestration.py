@@ -35,7 +35,7 @@ AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin" / "airflow"
 
 sys.path.insert(0, str(ROOT))
 
-from tfship import chain, local_runner  # noqa: E402
+from tfship import chain, local_runner# noqa: E402
 from tfship.demo import write_demo  # noqa: E402
 
 

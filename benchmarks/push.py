@@ -116,10 +116,10 @@ class PhaseClock(logging.Handler):
 
 
 def run_once(model: str, repo: str, workers: int, emulator_pid: int | None) -> dict:
-    from tfship.pushing import push
+    from tfship.steps.push.step import push
 
     clock = PhaseClock()
-    logger = logging.getLogger("tfship.pushing")
+    logger = logging.getLogger("tfship.steps.push.step")
     logger.addHandler(clock)
     logger.setLevel(logging.INFO)
     server_before = cpu_seconds(emulator_pid) if emulator_pid else 0.0

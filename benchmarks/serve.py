@@ -31,13 +31,14 @@ MODEL = ROOT / "tests" / "data" / "tf_serving" / "saved_model_half_plus_two_cpu"
 
 
 def make_repo(root: Path) -> str:
-    from tfship import model_config, storage
+    from tfship import storage
+    from tfship import models_config
 
     (root / "default").mkdir(parents=True)
     os.symlink(MODEL, root / "default" / "123")
-    config = model_config.with_version(model_config.ModelServerConfig(), "default", str(root / "default"), 123)
-    config = model_config.with_label(config, "default", "stable", 123)
-    storage.write_text(model_config.config_uri(str(root)), model_config.format_models_config(config))
+    config = models_config.with_version(models_config.ModelServerConfig(), "default", str(root / "default"), 123)
+    config = models_config.with_label(config, "default", "stable", 123)
+    storage.write_text(models_config.config_uri(str(root)), models_config.format_models_config(config))
     return str(root)
 
 
@@ -58,8 +59,8 @@ def start_server(repo: str, *options: str) -> tuple[subprocess.Popen, str, str]:
 
 
 def run_cell(target: str, concurrency: int, seconds: float) -> dict[str, float]:
-    from tfship.canary_analysis.client import make_client
-    from tfship.canary_analysis.config import Target, VersionRef
+    from tfship.steps.canary.client import make_client
+    from tfship.steps.canary.config import Target, VersionRef
 
     client = make_client(Target.parse(target))
     request = client.prepare("default", VersionRef(label="stable"), "serving_default",
@@ -101,7 +102,7 @@ def run_cell(target: str, concurrency: int, seconds: float) -> dict[str, float]:
 
 
 def in_process_median_ms(samples: int = 2000) -> float:
-    from tfship.savedmodel import load_session_model
+    from tfship.saved_model.loader import load_session_model
 
     model = load_session_model(str(MODEL))
     feeds = {"x": np.array([[2.0]], np.float32)}

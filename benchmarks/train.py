@@ -126,9 +126,9 @@ def framework_overhead(data: str, schema: str, steps: int) -> tuple[float, float
 
 BARE_FIT = r"""
 import sys, time, keras, tensorflow as tf
-from tfship.data import analyze, make_dataset, resolve_files
-from tfship.models import ModelContext, build_model
-from tfship.preprocessing import Preprocessor, write_vocabularies
+from tfship.steps.train.data import analyze, make_dataset, resolve_files
+from tfship.steps.train.model_families import ModelContext, build_model
+from tfship.steps.train.preprocessing import Preprocessor, write_vocabularies
 from tfship.schema import load_schema
 import tempfile
 data, schema_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -167,21 +167,21 @@ IMAGE_FLAGS = {"model": "bench_images:cnn", "input": "bench_images:from_tfrecord
 IMAGE_FIT = r"""
 import json, sys, tempfile, time
 import keras, tensorflow as tf
-from tfship import training
-from tfship.data import analyze, resolve_files
-from tfship.distribute import cluster_role
-from tfship.models import ModelContext, build_model
-from tfship.preprocessing import Preprocessor, write_vocabularies
+from tfship.steps.train import step as train_step
+from tfship.steps.train.data import analyze, resolve_files
+from tfship.steps.train.distribute import cluster_role
+from tfship.steps.train.model_families import ModelContext, build_model
+from tfship.steps.train.preprocessing import Preprocessor, write_vocabularies
 from tfship.schema import load_schema
 data, schema_path, model_fn, input_fn = sys.argv[1:5]
 steps, warmup, batch = map(int, sys.argv[5:8])
 tf.config.experimental.enable_op_determinism()  # as tfship train runs
-config = training.TrainConfig(data, schema_path, tempfile.mkdtemp(), model=model_fn, input_fn=input_fn,
+config = train_step.TrainConfig(data, schema_path, tempfile.mkdtemp(), model=model_fn, input_fn=input_fn,
                               batch_size=batch, shuffle_buffer=1000)
 schema = load_schema(schema_path); files = resolve_files(data); stats = analyze(files, schema, config.holdout_every)
 pre = Preprocessor(schema, stats, write_vocabularies(stats, tempfile.mkdtemp()))
 # tfship's own batches: the --input examples shuffled, batched and preprocessed (PNGs decoded)
-pipeline = training._training_input(config, files, schema, pre, cluster_role())
+pipeline = train_step._training_input(config, files, schema, pre, cluster_role())
 cached = pipeline.take(warmup).cache().repeat()
 
 class Clock(keras.callbacks.Callback):

@@ -1,7 +1,7 @@
 """`tfship_retrain`: the retraining DAG of one model configured by TFSHIP_* environment variables.
 
 A thin caller of `tfship.airflow.retrain_dag` (see its docstring for the graph and the two modes):
-this file only turns the environment into a `tfship.project.Project`. Teams with a `tfship.yaml`
+this file only turns the environment into a `tfship.chain.project.Project`. Teams with a `tfship.yaml`
 use dags/tfship_models.py (a DAG per file of a folder) or call `retrain_dag(path)` themselves.
 
     TFSHIP_DAG_MODE          kubernetes (default) or local
@@ -23,8 +23,8 @@ import os
 
 from tfship import chain
 from tfship.airflow import DEFAULT_TRAIN_TIMEOUT_S, retrain_dag
-from tfship.project import Project
-from tfship.rollout import parse_steps
+from tfship.chain.project import Project
+from tfship.steps.rollout import parse_steps
 
 _env = os.environ.get
 _DEFAULTS = chain.ChainConfig(data="-", schema="-", runs_root="-", repo="-")

@@ -1,7 +1,7 @@
 """`tfship-retrain`: the KFP pipeline of one model configured by TFSHIP_* environment variables.
 
 A thin caller of `tfship.kfp.retrain_pipeline` (see its docstring for the graph, the placement and
-the components): this file only turns the environment into a `tfship.project.Project`. Teams with a
+the components): this file only turns the environment into a `tfship.chain.project.Project`. Teams with a
 `tfship.yaml` run `tfship compile --config tfship.yaml` instead.
 
     TFSHIP_IMAGE, TFSHIP_GPU_IMAGE, TFSHIP_NAMESPACE
@@ -17,7 +17,7 @@ import sys
 
 from tfship import chain
 from tfship.kfp import compile_pipeline, write_component_specs
-from tfship.project import Project
+from tfship.chain.project import Project
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPILED = os.path.join(HERE, "tfship_retrain.yaml")

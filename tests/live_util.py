@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from tests.conftest import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 

@@ -24,7 +24,7 @@ from kubernetes.client import models as k8s
 from tfship import airflow as tfship_airflow
 from tfship import chain
 from tfship.errors import ConfigError
-from tfship.project import load_project
+from tfship.chain.project import load_project
 
 # The helpers shared with the steps' tests live in tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
