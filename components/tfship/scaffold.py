@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tfship import chain, demo
 from tfship.errors import ConfigError
+from tfship.local_runner import contract_from_schema
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # Template file -> where it goes in the project (`$package` is substituted in the path too).
@@ -64,7 +65,6 @@ def _write_penguins(root: Path) -> None:
 def _write_digits(root: Path) -> None:
     """The image demo's data (scikit-learn's 8x8 digits as PNG bytes in TFRecord files,
     `tfship.demo.write_image_demo`): the files stay in data/, the schema moves up beside tfship.yaml."""
-    from tfship.local_runner import contract_from_schema
 
     _, schema = demo.write_image_demo(str(root / "data"))
     os.replace(schema, root / "schema.yaml")
@@ -74,7 +74,6 @@ def _write_digits(root: Path) -> None:
 def _write_jokes(root: Path) -> None:
     """The text demo's data (pyjokes' jokes by language, `tfship.demo.write_text_demo`): the CSV
     stays in data/, its schema moves up beside tfship.yaml."""
-    from tfship.local_runner import contract_from_schema
 
     _, schema = demo.write_text_demo(str(root / "data"))
     os.replace(schema, root / "schema.yaml")

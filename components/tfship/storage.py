@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tfship.errors import StorageError
+from tfship.errors import ConcurrentUpdateError, ConfigError, StorageError
+from tfship.checksums import Digest, digest_file
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket, Client
@@ -106,8 +107,6 @@ def gcs_timeout_s() -> float:
         ConfigError: the variable is set to something other than seconds in (0, 3600].
     """
     import math
-
-    from tfship.errors import ConfigError
 
     raw = os.environ.get(GCS_TIMEOUT_ENV, "").strip()
     if not raw:
@@ -575,8 +574,6 @@ def update_bytes(
     """
     import time
 
-    from tfship.errors import ConcurrentUpdateError
-
     if not is_gcs(uri):
         path = Path(uri)
         with local_lock(str(_lock_path(path))):
@@ -691,7 +688,6 @@ def digests(uri: str, files: list[str] | None = None, workers: int = 8) -> dict:
     gs://: size, CRC32C and MD5 from the object metadata of one listing (nothing downloaded).
     Local: size and SHA-256, re-read from disk, `workers` files at a time.
     """
-    from tfship.checksums import Digest, digest_file
 
     if is_gcs(uri):
         bucket, prefix = _bucket(uri)

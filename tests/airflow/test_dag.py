@@ -313,7 +313,7 @@ def in_python(python: str, code: str, *args: str) -> Any:
 
 
 def stable_version(python: str, repo: Path, name: str) -> int | None:
-    return in_python(python, "import sys, json; from tfship import model_config as mc; print(json.dumps("
+    return in_python(python, "import sys, json; from tfship import models_config as mc; print(json.dumps("
                              "mc.version_labels(mc.read_models_config(sys.argv[1]), sys.argv[2]).get('stable')))",
                      str(repo), name)
 

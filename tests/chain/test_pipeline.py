@@ -1,6 +1,6 @@
 """The `tfship-retrain` KFP pipeline: the committed YAML is fresh and its spec follows the chain.
 
-The committed YAML runs end to end under kfp.local in the image's environment: tests/build/test_image_env.py.
+The committed YAML runs end to end under kfp.local in the image's environment: tests/environments/test_image_env.py.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_spec_follows_the_chain(compiled):
             assert "accelerator" not in resources, task_name
             assert "retryPolicy" not in task or step.retries, task_name
         # No placeholder of their own in the tasks' env: they take the run id from the plan
-        # (kfp.local shows it: tests/build/test_image_env.py).
+        # (kfp.local shows it: tests/environments/test_image_env.py).
         assert "pipeline_job" not in json.dumps(container.get("env", [])), task_name
     # The plan task takes the pipeline job id as an input parameter (resolved by KFP's backend since
     # 2.4, kubeflow/pipelines#11599, and by kfp.local).

@@ -44,6 +44,7 @@ from tfship import chain, storage
 from tfship.errors import ConfigError
 from tfship.text import parse_yaml
 from tfship.tfserving import MODEL_NAME_RE
+from tfship.steps.canary.judge import JudgeConfig
 
 FILE_NAME = "tfship.yaml"
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfship.schema.json")
@@ -284,7 +285,6 @@ def _chain_mapping(document: Mapping[str, Any], folder: str) -> dict[str, Any]:
 def _check_canary_sample(config: chain.ChainConfig, name: str) -> None:
     """Fewer canary requests than the judge's minimum sample make every canary NODATA, which never
     promotes: a file that can never ship a second version. (A thresholds file may lower the minimum.)"""
-    from tfship.steps.canary.judge import JudgeConfig
 
     minimum = JudgeConfig().min_samples
     if not config.canary_thresholds and config.canary_requests < minimum:

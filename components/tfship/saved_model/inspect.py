@@ -17,7 +17,7 @@ import yaml
 from tfship import storage
 from tfship.steps.validate.contract import contract_from_signatures
 from tfship.errors import ModelError
-from tfship.saved_model.loader import SignatureInfo, read_saved_model, signatures_of
+from tfship.saved_model.loader import SignatureInfo, read_saved_model, read_signatures, read_warmup_requests, signatures_of
 from tfship.tfserving import SERVE_TAG
 
 METADATA_FILE = os.path.join("assets.extra", "tfship_metadata.json")
@@ -66,7 +66,6 @@ def format_signature(sig: SignatureInfo, indent: str = "  ") -> list[str]:
 
 def describe(path: str) -> str:
     """The whole human-readable description of the SavedModel at `path`."""
-    from tfship.saved_model.loader import read_warmup_requests
 
     version_dir = resolve_version_dir(path)
     proto = read_saved_model(version_dir)
@@ -115,7 +114,6 @@ def contract_yaml(path: str, tag: str = SERVE_TAG, only: Collection[str] | None 
 
     `only` limits it to those signatures (the rest stay allowed, unchecked).
     """
-    from tfship.saved_model.loader import read_signatures
 
     signatures = read_signatures(resolve_version_dir(path), tag)
     contract = contract_from_signatures({name: sig for name, sig in signatures.items()

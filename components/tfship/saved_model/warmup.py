@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfship.saved_model import signature_inputs
-from tfship.errors import ModelError
+from tfship.errors import DataError, ModelError
 from tfship.saved_model.loader import (
     CLASSIFY_METHOD,
     MAX_WARMUP_RECORDS,
@@ -24,6 +24,8 @@ from tfship.saved_model.loader import (
 )
 
 from tfship.tfserving import SERVING_DEFAULT as DEFAULT_SIGNATURE
+from tfship.steps.serve.request_log import read_records
+from tfship.saved_model.loader import load_session_model
 
 
 def predict_log(signature: str, inputs: dict[str, Any]) -> Any:
@@ -152,9 +154,6 @@ def records_from_traffic(pattern: str, limit: int = MAX_WARMUP_RECORDS, seed: in
     import glob
     import random
 
-    from tfship.errors import DataError
-    from tfship.steps.serve.request_log import read_records
-
     limit = min(limit, MAX_WARMUP_RECORDS)
     files = sorted(glob.glob(pattern))
     if not files:
@@ -198,7 +197,6 @@ def warm_up_from_traffic(version_dir: str, pattern: str) -> int:
         DataError: see `records_from_traffic`.
         ModelError: the model fails a record (its index in the sample named).
     """
-    from tfship.saved_model.loader import load_session_model
 
     records = records_from_traffic(pattern)
     with load_session_model(version_dir) as model:

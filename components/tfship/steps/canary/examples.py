@@ -19,6 +19,7 @@ import numpy as np
 
 from tfship import storage
 from tfship.errors import DataError
+from tfship.saved_model.signature_inputs import decode_b64, is_b64, json_value, numpy_dtype
 
 Row = dict[str, Any]
 
@@ -74,7 +75,6 @@ def fit_examples(rows: Sequence[Row], signature: Any, source: str) -> list[dict[
         signature: a `tfship.saved_model.loader.SignatureInfo` (inputs with numpy-style dtypes and shapes).
         source: the file name, for messages.
     """
-    from tfship.saved_model.signature_inputs import numpy_dtype
 
     wanted = set(signature.inputs)
     fitted = []
@@ -93,7 +93,6 @@ def fit_examples(rows: Sequence[Row], signature: Any, source: str) -> list[dict[
 
 
 def _fit_value(value: Any, spec: Any, dtype: Any, where: str) -> np.ndarray:
-    from tfship.saved_model.signature_inputs import decode_b64, is_b64
 
     if is_b64(value):
         if spec.dtype != "string":
@@ -124,7 +123,6 @@ def _fit_value(value: Any, spec: Any, dtype: Any, where: str) -> np.ndarray:
 
 def as_json_values(example: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """An example as JSON-ready values (REST's row format); binary values as `{"b64": ...}`."""
-    from tfship.saved_model.signature_inputs import json_value
 
     out = {}
     for name, array in example.items():

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfship.errors import ConfigError
+from tfship import storage
+from tfship.text import parse_yaml
 
 PASS, HIGH, LOW, NODATA, FAIL = "PASS", "HIGH", "LOW", "NODATA", "FAIL"
 
@@ -154,8 +156,6 @@ def load_judge_config(path: str | None) -> JudgeConfig:
     """The judge settings of a YAML file (None: the defaults). See docs/serve-canary.md."""
     if not path:
         return JudgeConfig()
-    from tfship import storage
-    from tfship.text import parse_yaml
 
     data = parse_yaml(storage.read_text(path), f"judge config {path}", ConfigError)
     if data is not None and not isinstance(data, Mapping):

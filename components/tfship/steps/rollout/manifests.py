@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfship.errors import ConfigError
+from tfship import storage
 
 ISTIO, GATEWAY_API, KSERVE = "virtualservice", "httproute", "inferenceservice"
 KINDS = (ISTIO, GATEWAY_API, KSERVE)
@@ -177,8 +178,6 @@ def validate(kind: str, manifest: Mapping[str, Any]) -> None:
 def write(manifests: Mapping[str, Mapping[str, Any]], out_dir: str) -> dict[str, str]:
     """Validate, then write every manifest as `<kind>.yaml` (each file replaced atomically); kind -> path."""
     import yaml
-
-    from tfship import storage
 
     for kind, manifest in manifests.items():
         validate(kind, manifest)

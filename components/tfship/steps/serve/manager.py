@@ -30,6 +30,8 @@ from tfship.steps.serve.plan import ModelPlan, model_plans, next_labels, version
 from tfship.steps.serve.request_log import LogSettings, RequestLogs
 from tfship.steps.serve.servable import Servable
 from tfship.steps.serve.status import ServingStatus, invalid_argument, not_found
+from tfship.models_config import is_empty, read_models_config
+from tfship.saved_model.loader import MAX_WARMUP_RECORDS, load_session_model, read_warmup_requests
 
 log = logging.getLogger("tfship.serve")
 
@@ -60,8 +62,6 @@ class ModelManager:
         read_config: Callable[[str], Any] | None = None,
         load_model: Callable[[str], Any] | None = None,
     ) -> None:
-        from tfship.models_config import read_models_config
-        from tfship.saved_model.loader import load_session_model
 
         self._config = config
         self._read_config = read_config or read_models_config
@@ -140,7 +140,6 @@ class ModelManager:
             strict: raise (instead of logging) when the config cannot be read or a version fails
                 to load: the server's first load, which must not start half-broken.
         """
-        from tfship.models_config import is_empty
 
         with self._reconcile_lock:
             try:
@@ -267,7 +266,6 @@ class ModelManager:
         return None
 
     def _warm_up(self, servable: Servable) -> None:
-        from tfship.saved_model.loader import MAX_WARMUP_RECORDS, read_warmup_requests
 
         records = read_warmup_requests(servable.path)
         if len(records) > MAX_WARMUP_RECORDS:

@@ -90,8 +90,15 @@ def _is_b64(value: Any) -> bool:
 def _decode_b64(value: Any) -> bytes:
     if not _is_b64(value):
         raise invalid_argument(f"JSON Value: {_debug(value)} not formatted correctly for base64 data")
+    text = value["b64"]
+    # absl::Base64Unescape (TF Serving's decoder): padding is optional and '.' pads like '='; padding,
+    # when present, must complete the last group of four.
+    body = text.rstrip("=.")
+    padding = len(text) - len(body)
+    if padding and (padding > 2 or len(text) % 4):
+        raise invalid_argument("Unable to base64 decode")
     try:
-        return base64.b64decode(value["b64"], validate=True)
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError) as error:
         raise invalid_argument("Unable to base64 decode") from error
 
@@ -177,6 +184,8 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, out: list[Any]) 
         _fill(item, level + 1, shape, dtype, out)
 
 
+_NARROW_INTS = (types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8)
+
 _FAST_KINDS = {
     types_pb2.DT_FLOAT: "iuf",
     types_pb2.DT_DOUBLE: "iuf",
@@ -209,6 +218,10 @@ def to_array(value: Any, dtype: int) -> np.ndarray:
     if numpy_type is object:
         flat = np.empty(len(leaves), dtype=object)
         flat[:] = leaves
+    elif dtype in _NARROW_INTS:
+        # TF Serving stores these as int32 `int_val`s and TensorFlow narrows them with a C cast
+        # (300 -> 44 as uint8); numpy 2 refuses the out-of-range value instead.
+        flat = np.asarray(leaves, dtype=np.int64).astype(numpy_type)
     else:
         flat = np.asarray(leaves, dtype=numpy_type)
     return flat.reshape(shape)
@@ -351,9 +364,10 @@ def _add_feature_value(value: Any, name: str, feature: feature_pb2.Feature) -> N
     elif isinstance(value, str):
         require("bytes_list")
         feature.bytes_list.value.append(value.encode("utf-8"))
-    elif isinstance(value, float):
+    elif isinstance(value, float) or not -(2**63) <= value < 2**64:
+        # rapidjson (TF Serving's parser) reads an integer literal beyond 64 bits as a double.
         require("float_list")
-        feature.float_list.value.append(value)
+        feature.float_list.value.append(float(value))
     else:
         require("int64_list")
         if value >= 2**63:
@@ -475,8 +489,6 @@ def predict_response(outputs: dict[str, np.ndarray], fmt: str) -> str:
     for name, array in outputs.items():
         if array.ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
-        if array.shape[0] < 1:
-            raise invalid_argument(f"Tensor name: {name} has invalid batch size: {array.shape[0]}")
         if batch >= 0 and array.shape[0] != batch:
             raise invalid_argument(
                 f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: {batch}"

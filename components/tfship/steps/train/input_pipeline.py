@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from tfship.errors import ConfigError
 from tfship.schema import Schema
 from tfship.steps.train.user_code import import_function
+from tfship.steps.train.data import split_label
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -139,8 +140,6 @@ def batches(dataset: tf.data.Dataset, schema: Schema, batch_size: int, split: st
     """Examples -> what tfship's own reader yields: batches of (raw feature dict, raw label),
     shuffled and repeated for `train`, features and label cast as the preprocessor takes them."""
     import tensorflow as tf
-
-    from tfship.steps.train.data import split_label  # the cast tfship's own reader applies
 
     if split == "train":
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()

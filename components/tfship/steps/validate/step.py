@@ -36,6 +36,8 @@ from tfship.steps.validate import golden_examples
 from tfship.steps.validate.contract import CHECKS, Change, Violation, load_contract
 from tfship.errors import ConfigError, ModelError
 from tfship.saved_model.loader import saved_model_file
+from tfship.steps.export.step import METADATA_FILE
+from tfship.schema import Schema
 
 REPORT_FORMAT = "tfship-validation/1"
 REPORT_SUFFIX = ".validation.json"
@@ -168,8 +170,6 @@ def _check_inputs_can_be_generated(model_dir: str, model: str) -> None:
     generated tf.Examples hold one value per feature where a vector needs n. The schema comes from
     the export's metadata; models tfship did not write are not checked here.
     """
-    from tfship.steps.export.step import METADATA_FILE
-    from tfship.schema import Schema
 
     path = os.path.join(model_dir, METADATA_FILE)
     if not os.path.exists(path):

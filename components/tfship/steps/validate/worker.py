@@ -30,7 +30,7 @@ import traceback
 from typing import Any
 
 import numpy as np
-from tfship.saved_model import signature_inputs
+from tfship.saved_model import signature_inputs, warmup
 from tfship.steps.validate.contract import (
     Contract,
     SignatureContract,
@@ -270,7 +270,6 @@ def run_signatures(model: SessionModel, contract: Contract, rows: list | None, s
 
 def replay_warmup(model: SessionModel) -> tuple[list[Violation], dict[str, Any]]:
     """Parse and replay the warm-up file as TF Serving does at load time."""
-    from tfship.saved_model import warmup
 
     try:
         records = read_warmup_requests(model.path)

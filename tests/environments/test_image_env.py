@@ -20,7 +20,7 @@ import yaml
 from packaging.utils import canonicalize_name
 
 from tests.locks_util import ROOT, pins
-from tests.build.test_images import IMAGES, _instructions
+from tests.environments.test_images import IMAGES, _instructions
 
 from tfship import chain, history
 from tfship import models_config
