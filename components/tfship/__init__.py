@@ -16,40 +16,23 @@ from tfship.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "train": "tfship.steps.train.step",
-    "TrainConfig": "tfship.steps.train.step",
-    "TrainResult": "tfship.steps.train.step",
-    "Schema": "tfship.schema",
-    "load_schema": "tfship.schema",
-    "push": "tfship.steps.push.step",
-    "PushConfig": "tfship.steps.push.step",
-    "PushResult": "tfship.steps.push.step",
-    "promote": "tfship.steps.push.step",
-    "rollback": "tfship.steps.push.step",
-    "remove_label": "tfship.steps.push.step",
-    "ChainConfig": "tfship.chain",
-    "Project": "tfship.chain.project",
-    "load_project": "tfship.chain.project",
-    "init_project": "tfship.scaffold",
-    "run_chain": "tfship.local_runner",
-    "export": "tfship.steps.export.step",
-    "ExportConfig": "tfship.steps.export.step",
-    "ExportResult": "tfship.steps.export.step",
-    "validate": "tfship.steps.validate.step",
-    "ValidateConfig": "tfship.steps.validate.step",
-    "ValidationReport": "tfship.steps.validate.step",
-    "load_session_model": "tfship.saved_model.loader",
-    "serve": "tfship.steps.serve.server",
-    "ServeConfig": "tfship.steps.serve.config",
-    "ServerHandle": "tfship.steps.serve.server",
-    "canary": "tfship.steps.canary.runner",
-    "CanaryConfig": "tfship.steps.canary.config",
-    "CanaryResult": "tfship.steps.canary.runner",
-    "JudgeConfig": "tfship.steps.canary.judge",
+# module -> the public names it defines
+_EXPORTS = {
+    "tfship.steps.train.step": ("train", "TrainConfig", "TrainResult"),
+    "tfship.schema": ("Schema", "load_schema"),
+    "tfship.steps.push.step": ("push", "PushConfig", "PushResult", "promote", "rollback", "remove_label"),
+    "tfship.chain": ("ChainConfig",),
+    "tfship.chain.project": ("Project", "load_project"),
+    "tfship.scaffold": ("init_project",),
+    "tfship.local_runner": ("run_chain",),
+    "tfship.steps.export.step": ("export", "ExportConfig", "ExportResult"),
+    "tfship.steps.validate.step": ("validate", "ValidateConfig", "ValidationReport"),
+    "tfship.saved_model.loader": ("load_session_model",),
+    "tfship.steps.serve.server": ("serve", "ServerHandle"),
+    "tfship.steps.serve.config": ("ServeConfig",),
+    "tfship.steps.canary.runner": ("canary", "CanaryResult"),
+    "tfship.steps.canary.config": ("CanaryConfig",),
+    "tfship.steps.canary.judge": ("JudgeConfig",),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "canary": "tfship.steps.canary.runner",
-    "run_canary": "tfship.steps.canary.runner",
-    "CanaryResult": "tfship.steps.canary.runner",
-    "CanaryConfig": "tfship.steps.canary.config",
-    "JudgeConfig": "tfship.steps.canary.judge",
-    "MetricConfig": "tfship.steps.canary.judge",
-    "load_judge_config": "tfship.steps.canary.judge",
+    "tfship.steps.canary.runner": ("canary", "run_canary", "CanaryResult"),
+    "tfship.steps.canary.config": ("CanaryConfig",),
+    "tfship.steps.canary.judge": ("JudgeConfig", "MetricConfig", "load_judge_config"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

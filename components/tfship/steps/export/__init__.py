@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "export": "tfship.steps.export.step",
-    "ExportConfig": "tfship.steps.export.step",
-    "ExportResult": "tfship.steps.export.step",
+    "tfship.steps.export.step": ("export", "ExportConfig", "ExportResult"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "push": "tfship.steps.push.step",
-    "PushConfig": "tfship.steps.push.step",
-    "PushResult": "tfship.steps.push.step",
-    "promote": "tfship.steps.push.step",
-    "rollback": "tfship.steps.push.step",
-    "remove_label": "tfship.steps.push.step",
-    "used_versions": "tfship.steps.push.step",
+    "tfship.steps.push.step": (
+        "push", "PushConfig", "PushResult", "promote", "rollback", "remove_label", "used_versions",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "serve": "tfship.steps.serve.server",
-    "start_server": "tfship.steps.serve.server",
-    "ServerHandle": "tfship.steps.serve.server",
-    "ServeConfig": "tfship.steps.serve.config",
-    "Fault": "tfship.steps.serve.config",
+    "tfship.steps.serve.server": ("serve", "start_server", "ServerHandle"),
+    "tfship.steps.serve.config": ("ServeConfig", "Fault"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

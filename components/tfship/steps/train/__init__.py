@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "train": "tfship.steps.train.step",
-    "TrainConfig": "tfship.steps.train.step",
-    "TrainResult": "tfship.steps.train.step",
-    "ModelContext": "tfship.steps.train.model_families",
-    "InputContext": "tfship.steps.train.input_pipeline",
+    "tfship.steps.train.step": ("train", "TrainConfig", "TrainResult"),
+    "tfship.steps.train.model_families": ("ModelContext",),
+    "tfship.steps.train.input_pipeline": ("InputContext",),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -26,7 +26,8 @@ JOB_FILE = "tfship_job.json"
 METRICS_FILE = "metrics.json"
 VOCABULARY_DIR = "vocabularies"
 CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = os.path.join("logs", "train")
+LOGS_ROOT = "logs"  # uploaded to a gs:// job dir as a whole
+LOG_DIR = os.path.join(LOGS_ROOT, "train")
 LABEL_VOCABULARY = "_label"  # the classes' vocabulary; no feature's graph name starts with "_"
 
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -227,10 +227,8 @@ def run_training(config: TrainConfig) -> TrainResult:
     import keras
     import tensorflow as tf
 
-    from tfship.steps.train.checkpoint_policy import FixedIntervalPolicy
     from tfship.steps.train.checkpointing import CheckpointStore, variables_of
     from tfship.steps.train.distribute import cluster_role, strategy_from_environment
-    from tfship.steps.train.preemption import watch_sigterm
     from tfship.steps.train.preprocessing import Preprocessor
     from tfship.progress import StepProgress
 
@@ -238,7 +236,6 @@ def run_training(config: TrainConfig) -> TrainResult:
     strategy = strategy_from_environment(role)  # first: MultiWorkerMirroredStrategy must precede other ops
     tf.config.experimental.enable_op_determinism()
     progress = StepProgress(config.steps, config.log_every)
-    policy = FixedIntervalPolicy(config.checkpoint_every, config.steps)
 
     schema, files, stats, vocabulary_files, new_job = _prepare_job(config, role.is_chief)
     for warning in settings_warnings(config, stats.train_rows, stats.heldout_rows):
@@ -294,6 +291,39 @@ def run_training(config: TrainConfig) -> TrainResult:
         if role.is_chief
         else tf.summary.create_noop_writer()
     )
+    last_path, elapsed = _run_steps(config, role, progress, store, step_counter, writer, train_step, iterator,
+                                    start, restored)
+
+    metrics = _evaluate(model, preprocessor, files, schema, config, loss_object, classification)
+    metrics.update(
+        step=config.steps,
+        train_rows=stats.train_rows,
+        heldout_rows=stats.heldout_rows,
+        steps_per_sec=round((config.steps - start) / elapsed, 3) if config.steps > start and elapsed > 0 else None,
+    )
+    if role.is_chief:
+        with writer.as_default():
+            for name, value in metrics.items():
+                if name.startswith("heldout_") and isinstance(value, float):
+                    tf.summary.scalar(name, value, step=config.steps)
+        writer.flush()
+        _upload_logs(config.job_dir)
+        storage.write_text(storage.join(config.job_dir, job.METRICS_FILE), json.dumps(metrics, indent=2))
+    progress.event("done", **metrics)
+    return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
+
+
+def _run_steps(config: TrainConfig, role: Any, progress: Any, store: Any, step_counter: Any, writer: Any,
+               train_step: Callable[[Any], Any], iterator: Any, start: int, restored: str | None
+               ) -> tuple[str, float]:
+    """Steps `start + 1 .. config.steps`: log, checkpoint every K steps, and on SIGTERM checkpoint
+    and raise `Preempted`. Returns the last checkpoint's path and the seconds the steps took."""
+    import tensorflow as tf
+
+    from tfship.steps.train.checkpoint_policy import FixedIntervalPolicy
+    from tfship.steps.train.preemption import watch_sigterm
+
+    policy = FixedIntervalPolicy(config.checkpoint_every, config.steps)
 
     def announce(path: str | None) -> str | None:
         """Report a checkpoint once it is durable (on gs://: uploaded)."""
@@ -311,8 +341,8 @@ def run_training(config: TrainConfig) -> TrainResult:
         progress.event("save", step=step, blocked_seconds=round(time.monotonic() - began, 3))
         if wait:
             announce(store.sync())
-        if role.is_chief and storage.is_gcs(config.job_dir):
-            storage.upload_tree(os.path.join(mirror, "logs"), storage.join(config.job_dir, "logs"))
+        if role.is_chief:
+            _upload_logs(config.job_dir)
         return path
 
     last_path = restored or ""
@@ -354,25 +384,14 @@ def run_training(config: TrainConfig) -> TrainResult:
     elapsed = time.monotonic() - began
     if start >= config.steps and not last_path:
         last_path = store.latest or ""
+    return last_path, elapsed
 
-    metrics = _evaluate(model, preprocessor, files, schema, config, loss_object, classification)
-    metrics.update(
-        step=config.steps,
-        train_rows=stats.train_rows,
-        heldout_rows=stats.heldout_rows,
-        steps_per_sec=round((config.steps - start) / elapsed, 3) if config.steps > start and elapsed > 0 else None,
-    )
-    if role.is_chief:
-        with writer.as_default():
-            for name, value in metrics.items():
-                if name.startswith("heldout_") and isinstance(value, float):
-                    tf.summary.scalar(name, value, step=config.steps)
-        writer.flush()
-        if storage.is_gcs(config.job_dir):
-            storage.upload_tree(os.path.join(mirror, "logs"), storage.join(config.job_dir, "logs"))
-        storage.write_text(storage.join(config.job_dir, job.METRICS_FILE), json.dumps(metrics, indent=2))
-    progress.event("done", **metrics)
-    return TrainResult(config.job_dir, config.steps, resumed_from, last_path, metrics)
+
+def _upload_logs(job_dir: str) -> None:
+    """Mirror the TensorBoard logs to a gs:// job dir (a local job dir writes them in place)."""
+    if storage.is_gcs(job_dir):
+        storage.upload_tree(os.path.join(job.local_mirror(job_dir), job.LOGS_ROOT),
+                            storage.join(job_dir, job.LOGS_ROOT))
 
 
 def mixed_precision_policy(enabled: bool, gpus: int) -> str:

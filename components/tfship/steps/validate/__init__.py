@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from tfship.lazy import lazy_exports
 
+# module -> the public names it defines
 _EXPORTS = {
-    "validate": "tfship.steps.validate.step",
-    "ValidateConfig": "tfship.steps.validate.step",
-    "ValidationReport": "tfship.steps.validate.step",
+    "tfship.steps.validate.step": ("validate", "ValidateConfig", "ValidationReport"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
