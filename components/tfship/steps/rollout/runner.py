@@ -1,10 +1,10 @@
 """`run_rollout`: traffic to the candidate in steps (5 -> 25 -> 50 -> 100 %), each judged live.
 
 At each step the traffic split is written (`manifests.write`), then the step's traffic is watched:
-every `check_every_s` the sequential test (`canary_analysis.sequential`: error rate and mean
+every `check_every_s` the sequential test (`tfship.steps.canary.sequential`: error rate and mean
 latency, always-valid at every look) may end the step early, FAIL on clear harm or PASS on clear
 safety (with at least `min_samples` requests per version). A step that reaches `interval_s`
-undecided is judged by the live judge on the whole step (`canary_analysis.live`: the same rules
+undecided is judged by the live judge on the whole step (`tfship.steps.canary.live`: the same rules
 as `tfship canary --prometheus`). PASS moves to the next step; FAIL or NODATA rolls back: the
 split is written again with 0 % to the candidate, and the reason is recorded.
 
