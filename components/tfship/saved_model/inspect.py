@@ -14,10 +14,17 @@ from collections.abc import Collection
 from typing import Any
 
 import yaml
+
 from tfship import storage
-from tfship.steps.validate.contract import contract_from_signatures
 from tfship.errors import ModelError
-from tfship.saved_model.loader import SignatureInfo, read_saved_model, read_signatures, read_warmup_requests, signatures_of
+from tfship.saved_model.loader import (
+    SignatureInfo,
+    read_saved_model,
+    read_signatures,
+    read_warmup_requests,
+    signatures_of,
+)
+from tfship.steps.validate.contract import contract_from_signatures
 from tfship.tfserving import SERVE_TAG
 
 METADATA_FILE = os.path.join("assets.extra", "tfship_metadata.json")

@@ -13,19 +13,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from tfship.saved_model import signature_inputs
 from tfship.errors import DataError, ModelError
+from tfship.saved_model import signature_inputs
 from tfship.saved_model.loader import (
     CLASSIFY_METHOD,
     MAX_WARMUP_RECORDS,
     REGRESS_METHOD,
     WARMUP_FILE,
     SessionModel,
+    load_session_model,
 )
-
-from tfship.tfserving import SERVING_DEFAULT as DEFAULT_SIGNATURE
 from tfship.steps.serve.request_log import read_records
-from tfship.saved_model.loader import load_session_model
+from tfship.tfserving import SERVING_DEFAULT as DEFAULT_SIGNATURE
 
 
 def predict_log(signature: str, inputs: dict[str, Any]) -> Any:
